@@ -1,0 +1,94 @@
+/**
+ * The administrative customer unlock: find a customer by id, subscription or order, then release
+ * every live lock on every holder of that customer, whoever holds them, journaling each release.
+ *
+ * @module
+ */
+import { Either, Schema } from "effect"
+import { HolderNotFound, IdempotencyConflict } from "./Errors.js"
+import { Id, type HolderDocument, type HolderRef } from "./Holder.js"
+import type { JournalEntry } from "./Journal.js"
+import { isLive } from "./Lock.js"
+import { Reference } from "./Modification.js"
+import type { IndexKey } from "./Storage.js"
+
+/**
+ * Which customer to unlock: exactly one of `customerId`, `subscriptionId` (the id of a
+ * `contracts` holder) or `orderId` (a journal entry id or a modification's reference).
+ */
+export const CustomerLookup = Schema.Struct({
+  customerId: Schema.optional(Id),
+  subscriptionId: Schema.optional(Id),
+  orderId: Schema.optional(Reference),
+}).pipe(
+  Schema.filter((l) => {
+    const given = [l.customerId, l.subscriptionId, l.orderId].filter((v) => v !== undefined).length
+    return given === 1 || "give exactly one of customerId, subscriptionId or orderId"
+  }),
+  Schema.annotations({ identifier: "CustomerLookup" }),
+)
+
+/** Which customer to unlock, as callers write it. */
+export type CustomerLookup = typeof CustomerLookup.Encoded
+
+/** The index key a lookup reads. */
+export const lookupKey = (lookup: typeof CustomerLookup.Type): IndexKey =>
+  lookup.customerId !== undefined
+    ? { kind: "customer", value: lookup.customerId }
+    : lookup.subscriptionId !== undefined
+      ? { kind: "subscription", value: lookup.subscriptionId }
+      : { kind: "order", value: lookup.orderId ?? "" }
+
+/** Describes a lookup for error details. */
+export const describeLookup = (lookup: typeof CustomerLookup.Type): string =>
+  lookup.customerId !== undefined
+    ? `customer "${lookup.customerId}"`
+    : lookup.subscriptionId !== undefined
+      ? `subscription "${lookup.subscriptionId}"`
+      : `order "${lookup.orderId ?? ""}"`
+
+/**
+ * The one customer that verified candidates belong to: none → HolderNotFound; holders of more
+ * than one customer → IdempotencyConflict (ambiguous; nothing is unlocked).
+ */
+export const resolveCustomer = (
+  lookup: typeof CustomerLookup.Type,
+  holders: ReadonlyArray<HolderRef>,
+): Either.Either<string, HolderNotFound | IdempotencyConflict> => {
+  const customers = [...new Set(holders.map((h) => h.customerId))]
+  const [only] = customers
+  if (only === undefined) return Either.left(new HolderNotFound({ detail: `no holder found for ${describeLookup(lookup)}` }))
+  if (customers.length > 1) {
+    return Either.left(
+      new IdempotencyConflict({
+        detail: `${describeLookup(lookup)} matches holders of ${customers.length} customers; nothing was unlocked`,
+      }),
+    )
+  }
+  return Either.right(only)
+}
+
+/** What an admin unlock of one holder commits, or `null` when it has no live lock. */
+export const decideAdminUnlock = (
+  document: HolderDocument,
+  now: number,
+  entryId: string,
+  reason: string,
+): { readonly document: HolderDocument; readonly entry: JournalEntry } | null => {
+  const lock = document.lock
+  if (!isLive(lock, now)) return null
+  const seq = document.journalSeq + 1
+  return {
+    document: { ...document, lock: null, journalSeq: seq },
+    entry: {
+      id: entryId,
+      seq,
+      at: now,
+      holder: document.ref,
+      kind: "admin-unlock",
+      reason,
+      changes: [],
+      releasedLockExpiresAt: lock.expiresAt,
+    },
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The journal: an append-only record of every state change of a holder, committed atomically with
+ * the state it describes. Its invariant — for each currency the deltas sum to the current value —
+ * is what {@link verifyJournal} checks.
+ *
+ * @module
+ */
+import type { Balance, HolderDocument, HolderRef } from "./Holder.js"
+
+/** What kind of change an entry records. */
+export type JournalKind = "opened" | "modification" | "admin-unlock"
+
+/** The change of one currency's credit: `after = before + delta`. */
+export interface Change {
+  readonly currencyCode: string
+  readonly delta: number
+  readonly before: number
+  readonly after: number
+}
+
+/** One immutable journal entry. `at` is epoch ms; `seq` numbers a holder's entries from 1. */
+export interface JournalEntry {
+  /** Globally unique (random UUID). */
+  readonly id: string
+  readonly seq: number
+  readonly at: number
+  readonly holder: HolderRef
+  readonly kind: JournalKind
+  readonly reason?: string
+  /** The caller's idempotency reference, unique per holder. */
+  readonly reference?: string
+  /** SHA-256 of the canonical request, to tell a replay from a conflicting reuse of `reference`. */
+  readonly fingerprint?: string
+  readonly changes: ReadonlyArray<Change>
+  /** The holder's balances after this entry, so a replay can return the original result. */
+  readonly balances?: ReadonlyArray<Balance>
+  /** For admin unlocks: when the released lock would have expired, epoch ms. */
+  readonly releasedLockExpiresAt?: number
+}
+
+/** A page of journal entries in `seq` order; `next` is the cursor for the following page, if any. */
+export interface JournalPage {
+  readonly entries: ReadonlyArray<JournalEntry>
+  readonly next: number | null
+}
+
+/** What {@link verifyJournal} found for one currency. */
+export interface CurrencyCheck {
+  readonly currencyCode: string
+  readonly value: number
+  readonly journalSum: number
+  readonly ok: boolean
+}
+
+/** The result of checking a holder's journal against its state. */
+export interface VerifyReport {
+  readonly holder: HolderRef
+  /** True when every currency balances and the entries are numbered 1..n without gaps. */
+  readonly ok: boolean
+  readonly entries: number
+  readonly sequenceOk: boolean
+  readonly currencies: ReadonlyArray<CurrencyCheck>
+}
+
+/**
+ * Checks the journal invariant: for each currency, the sum of deltas equals the current value,
+ * and entries are numbered 1..journalSeq in order. Pure.
+ */
+export const verifyJournal = (document: HolderDocument, entries: ReadonlyArray<JournalEntry>): VerifyReport => {
+  const sums = new Map<string, number>()
+  let sequenceOk = entries.length === document.journalSeq
+  entries.forEach((entry, i) => {
+    if (entry.seq !== i + 1) sequenceOk = false
+    for (const change of entry.changes) {
+      sums.set(change.currencyCode, (sums.get(change.currencyCode) ?? 0) + change.delta)
+    }
+  })
+  const codes = new Set([...sums.keys(), ...document.balances.map((b) => b.currencyCode)])
+  const currencies = [...codes].map((currencyCode) => {
+    const value = document.balances.find((b) => b.currencyCode === currencyCode)?.value ?? 0
+    const journalSum = sums.get(currencyCode) ?? 0
+    return { currencyCode, value, journalSum, ok: value === journalSum }
+  })
+  return {
+    holder: document.ref,
+    ok: sequenceOk && currencies.every((c) => c.ok),
+    entries: entries.length,
+    sequenceOk,
+    currencies,
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Pessimistic credit locks: who may change a holder's credit, and until when.
+ *
+ * A lock is live from its grant until `expiresAt` (exclusive), judged against the engine's clock at
+ * the moment of each operation; modifications do not extend it. Only the SHA-256 of a key is
+ * stored, and hashes are compared in constant time. Every function here is pure: `now` and the
+ * key hash are parameters.
+ *
+ * @module
+ */
+import { Either } from "effect"
+import { CreditLocked, LockKeyMismatch, LockNotHeld } from "./Errors.js"
+import type { HolderDocument } from "./Holder.js"
+import { sameKeyHash } from "./internal/keys.js"
+
+/** The default lock time-to-live: 120 seconds. */
+export const DEFAULT_TTL_MILLIS = 120_000
+
+/** A granted lock as stored: the key's SHA-256 and its validity, epoch ms. */
+export interface LockState {
+  readonly keyHash: string
+  readonly grantedAt: number
+  readonly expiresAt: number
+}
+
+/** Whether `lock` is live at `now` (expiry is exclusive: at `expiresAt` the lock is free). */
+export const isLive = (lock: LockState | null, now: number): lock is LockState => lock !== null && now < lock.expiresAt
+
+/** What granting a lock did: the next document, and the expired lock it replaced, if any. */
+export interface LockGrant {
+  readonly document: HolderDocument
+  readonly lock: LockState
+  readonly tookOver: LockState | null
+}
+
+/**
+ * Grants a lock on a holder that has no live lock. A live lock, held by anyone, refuses with
+ * CreditLocked saying when it expires (never its key).
+ */
+export const decideLock = (
+  document: HolderDocument,
+  now: number,
+  keyHash: string,
+  ttlMillis: number,
+): Either.Either<LockGrant, CreditLocked> => {
+  const current = document.lock
+  if (isLive(current, now)) {
+    const expiresAt = new Date(current.expiresAt)
+    return Either.left(
+      new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt }),
+    )
+  }
+  const lock: LockState = { keyHash, grantedAt: now, expiresAt: now + ttlMillis }
+  return Either.right({ document: { ...document, lock }, lock, tookOver: current })
+}
+
+/**
+ * Checks that `keyHash` is the key of the holder's live lock: no live lock → LockNotHeld; a live
+ * lock with another key → LockKeyMismatch.
+ */
+export const checkKey = (
+  document: HolderDocument,
+  now: number,
+  keyHash: string,
+): Either.Either<LockState, LockNotHeld | LockKeyMismatch> => {
+  const current = document.lock
+  if (!isLive(current, now)) {
+    return Either.left(new LockNotHeld({ detail: "no live lock is held on this credit; lock it first" }))
+  }
+  if (!sameKeyHash(current.keyHash, keyHash)) {
+    return Either.left(new LockKeyMismatch({ detail: "the lock key does not match the live lock on this credit" }))
+  }
+  return Either.right(current)
+}
+
+/** What an unlock does: the next document when a lock is released, or nothing to do. */
+export type UnlockDecision =
+  | { readonly _tag: "Release"; readonly document: HolderDocument; readonly released: LockState }
+  | { readonly _tag: "Nothing" }
+
+/**
+ * Releases the live lock held with `keyHash`. No live lock → nothing to do (success); a live lock
+ * with another key → LockKeyMismatch.
+ */
+export const decideUnlock = (
+  document: HolderDocument,
+  now: number,
+  keyHash: string,
+): Either.Either<UnlockDecision, LockKeyMismatch> => {
+  const current = document.lock
+  if (!isLive(current, now)) return Either.right({ _tag: "Nothing" })
+  if (!sameKeyHash(current.keyHash, keyHash)) {
+    return Either.left(new LockKeyMismatch({ detail: "the lock key does not match the live lock on this credit" }))
+  }
+  return Either.right({ _tag: "Release", document: { ...document, lock: null }, released: current })
+}

@@ -1,0 +1,190 @@
+/**
+ * Monetary modifications: the request, its validation, and the pure decision that applies it
+ * all-or-nothing under the holder's lock.
+ *
+ * @module
+ */
+import { Either, Schema } from "effect"
+import { CurrencyCode } from "./Currency.js"
+import {
+  AmountOutOfRange,
+  DuplicateCreditType,
+  IdempotencyConflict,
+  InsufficientCredit,
+  type LockKeyMismatch,
+  type LockNotHeld,
+} from "./Errors.js"
+import type { Balance, HolderDocument } from "./Holder.js"
+import { sha256 } from "./internal/keys.js"
+import type { Change, JournalEntry } from "./Journal.js"
+import { checkKey } from "./Lock.js"
+
+/** A change of credit in a currency's minor unit: a non-zero safe integer (positive adds credit). */
+export const ChangeValue = Schema.Number.pipe(
+  Schema.filter((v) => (Number.isSafeInteger(v) && v !== 0) || "must be a non-zero safe integer (minor units)"),
+  Schema.annotations({ identifier: "ChangeValue" }),
+)
+
+/** One modification: `{ type: "monetary", changeAmount: { currencyCode, value } }`. */
+export const Modification = Schema.Struct({
+  type: Schema.Literal("monetary"),
+  changeAmount: Schema.Struct({ currencyCode: CurrencyCode, value: ChangeValue }),
+}).annotations({ identifier: "Modification" })
+
+/** One modification. */
+export type Modification = typeof Modification.Type
+
+/** Reason text: non-empty (not only whitespace), at most 1,000 characters. */
+export const Reason = Schema.String.pipe(
+  Schema.filter((s) => s.trim().length > 0 || "must not be empty"),
+  Schema.maxLength(1000, { message: () => "must be at most 1000 characters" }),
+)
+
+/** An idempotency reference: 1–128 characters, no control characters; unique per holder. */
+export const Reference = Schema.String.pipe(
+  Schema.filter((s) => {
+    if (s.length < 1 || s.length > 128) return "must be 1–128 characters"
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+    return !/[\u0000-\u001f\u007f]/.test(s) || "must not contain control characters"
+  }),
+  Schema.annotations({ identifier: "Reference" }),
+)
+
+/** A modify request: a reason, one or more modifications, and an optional idempotency reference. */
+export const ModifyRequest = Schema.Struct({
+  reason: Reason,
+  modifications: Schema.Array(Modification).pipe(Schema.minItems(1, { message: () => "needs at least one modification" })),
+  reference: Schema.optional(Reference),
+}).annotations({ identifier: "ModifyRequest" })
+
+/** A decoded modify request. */
+export type ModifyRequest = typeof ModifyRequest.Type
+
+/** A modify request as callers write it. */
+export type ModifyRequestInput = typeof ModifyRequest.Encoded
+
+/** The same credit (type + currency) twice in one request → DuplicateCreditType. */
+export const checkDistinct = (request: ModifyRequest): Either.Either<ModifyRequest, DuplicateCreditType> => {
+  const seen = new Set<string>()
+  for (const m of request.modifications) {
+    const key = `${m.type}:${m.changeAmount.currencyCode}`
+    if (seen.has(key)) {
+      return Either.left(
+        new DuplicateCreditType({ detail: `${m.type} credit in ${m.changeAmount.currencyCode} appears more than once` }),
+      )
+    }
+    seen.add(key)
+  }
+  return Either.right(request)
+}
+
+/**
+ * A request's fingerprint: SHA-256 of its reason and modifications in a canonical order. Two
+ * requests with the same reference are the same request when their fingerprints match.
+ */
+export const fingerprint = (request: ModifyRequest): string =>
+  sha256(
+    JSON.stringify([
+      request.reason,
+      request.modifications
+        .map((m) => [m.type, m.changeAmount.currencyCode, m.changeAmount.value] as const)
+        .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0)),
+    ]),
+  )
+
+/** The minimum credit a debit may leave in a currency, and the error raised below it. */
+export interface MinimumCredit {
+  /** The lowest value a debit may leave; `null` when nothing is enforced. */
+  readonly minimum: number | null
+  readonly describe: string
+}
+
+/** Without any credit limit, credit may not go below 0. */
+export const noLimit: MinimumCredit = { minimum: 0, describe: "no credit limit applies (minimum 0)" }
+
+/** What a successful modification commits. */
+export interface ModifyDecision {
+  readonly document: HolderDocument
+  readonly entry: JournalEntry
+}
+
+/** Everything {@link decideModify} needs; `now`, ids and hashes are computed by the caller. */
+export interface ModifyInput {
+  readonly document: HolderDocument
+  readonly now: number
+  readonly keyHash: string
+  readonly request: ModifyRequest
+  readonly fingerprint: string
+  readonly entryId: string
+  readonly minimumFor: (currencyCode: string) => MinimumCredit
+}
+
+/**
+ * Applies a modification all-or-nothing: the key must be the live lock's; every resulting value
+ * must be a safe integer; a change that lowers a credit must not leave it below the minimum in
+ * force (raising credit is always allowed). Success yields the next document and its journal
+ * entry.
+ */
+export const decideModify = (
+  input: ModifyInput,
+): Either.Either<ModifyDecision, LockNotHeld | LockKeyMismatch | AmountOutOfRange | InsufficientCredit> =>
+  Either.gen(function* () {
+    const { document, now, request } = input
+    yield* checkKey(document, now, input.keyHash)
+    const balances = new Map<string, Balance>(document.balances.map((b) => [b.currencyCode, b]))
+    const changes: Array<Change> = []
+    for (const m of request.modifications) {
+      const { currencyCode, value: delta } = m.changeAmount
+      const before = balances.get(currencyCode)?.value ?? 0
+      const after = before + delta
+      if (!Number.isSafeInteger(after)) {
+        return yield* Either.left(
+          new AmountOutOfRange({ detail: `${currencyCode} credit would leave the safe integer range` }),
+        )
+      }
+      if (delta < 0) {
+        const { minimum, describe } = input.minimumFor(currencyCode)
+        if (minimum !== null && after < minimum) {
+          return yield* Either.left(
+            new InsufficientCredit({
+              detail: `${currencyCode} credit ${before} cannot be lowered by ${-delta}: ${describe}`,
+            }),
+          )
+        }
+      }
+      balances.set(currencyCode, { currencyCode, value: after, updatedAt: now })
+      changes.push({ currencyCode, delta, before, after })
+    }
+    const nextBalances = [...balances.values()]
+    const seq = document.journalSeq + 1
+    const entry: JournalEntry = {
+      id: input.entryId,
+      seq,
+      at: now,
+      holder: document.ref,
+      kind: "modification",
+      reason: request.reason,
+      ...(request.reference === undefined ? {} : { reference: request.reference }),
+      fingerprint: input.fingerprint,
+      changes,
+      balances: nextBalances,
+    }
+    return { document: { ...document, balances: nextBalances, journalSeq: seq }, entry }
+  })
+
+/**
+ * A reference that was already used on this holder: the same request replays the original
+ * entry; a different one → IdempotencyConflict.
+ */
+export const decideReplay = (
+  original: JournalEntry,
+  requestFingerprint: string,
+): Either.Either<JournalEntry, IdempotencyConflict> =>
+  original.fingerprint === requestFingerprint
+    ? Either.right(original)
+    : Either.left(
+        new IdempotencyConflict({
+          detail: `reference "${original.reference ?? ""}" was already used for a different request on this holder`,
+        }),
+      )
+

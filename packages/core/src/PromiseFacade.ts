@@ -1,0 +1,153 @@
+/**
+ * The Promise facade: the engine as plain async functions for services that do not use Effect.
+ * Failures reject with {@link CreditError}, which carries the error's `status`, `code`, `title`
+ * and `detail`.
+ *
+ * @module
+ */
+import { Cause, Effect, Exit, Layer, ManagedRuntime, Option, Predicate, Queue, Redacted, Scope } from "effect"
+import {
+  CreditEngine,
+  type CreditEngineOptions,
+  type JournalOptions,
+  type LockKeyInput,
+  type ModifyResult,
+  type OpenResult,
+  type UnlockCustomerOptions,
+  type UnlockCustomerResult,
+} from "./CreditEngine.js"
+import type { CustomerLookup } from "./CustomerUnlock.js"
+import type { CreditEngineError } from "./Errors.js"
+import type { CreditEvent } from "./Events.js"
+import type { CreditView, HolderRef, OpenHolderOptions } from "./Holder.js"
+import type { JournalPage, VerifyReport } from "./Journal.js"
+import type { ModifyRequestInput } from "./Modification.js"
+import type { Storage } from "./Storage.js"
+
+/** A rejected operation of the Promise facade. `status` is the HTTP status of the cause. */
+export class CreditError extends Error {
+  override readonly name = "CreditError"
+  /** The error's tag, e.g. `"CreditLocked"`; `"Defect"` for an unexpected failure. */
+  readonly tag: string
+  readonly status: number
+  readonly code: string
+  readonly title: string
+  readonly detail: string
+
+  constructor(fields: { tag: string; status: number; code: string; title: string; detail: string; cause?: unknown }) {
+    super(`${fields.title}: ${fields.detail}`, fields.cause === undefined ? undefined : { cause: fields.cause })
+    this.tag = fields.tag
+    this.status = fields.status
+    this.code = fields.code
+    this.title = fields.title
+    this.detail = fields.detail
+  }
+
+  /** The facade's view of a typed engine error. */
+  static fromEngineError(error: CreditEngineError): CreditError {
+    return new CreditError({
+      tag: error._tag,
+      status: error.status,
+      code: error.code,
+      title: error.title,
+      detail: error.detail,
+      cause: error,
+    })
+  }
+}
+
+/** A granted lock with its key as a plain string (keep it out of logs). */
+export interface PlainLockResult {
+  readonly credit: CreditView
+  readonly lock: { readonly key: string; readonly expiry: Date }
+}
+
+/** The engine's operations as async functions; see `CreditEngine` for each contract. */
+export interface AsyncCreditEngine extends AsyncDisposable {
+  openHolder(ref: HolderRef, options?: OpenHolderOptions): Promise<OpenResult>
+  getCredit(ref: HolderRef): Promise<CreditView>
+  lock(ref: HolderRef): Promise<PlainLockResult>
+  modify(ref: HolderRef, key: LockKeyInput, request: ModifyRequestInput): Promise<ModifyResult>
+  unlock(ref: HolderRef, key: LockKeyInput): Promise<void>
+  unlockCustomer(lookup: CustomerLookup, options?: UnlockCustomerOptions): Promise<UnlockCustomerResult>
+  journal(ref: HolderRef, options?: JournalOptions): Promise<JournalPage>
+  verify(ref: HolderRef): Promise<VerifyReport>
+  /** Calls `listener` for each event published from now on; resolves to an unsubscribe function. */
+  onEvent(listener: (event: CreditEvent) => void): Promise<() => Promise<void>>
+  /** Releases the engine and its storage (closing connections the library opened). */
+  close(): Promise<void>
+}
+
+const isEngineError = (u: unknown): u is CreditEngineError =>
+  Predicate.hasProperty(u, "_tag") && Predicate.hasProperty(u, "status") && Predicate.hasProperty(u, "code")
+
+/** Options of {@link createCreditEngine}: a storage layer (e.g. `MemoryStorage.layer()`) and engine settings. */
+export interface CreateCreditEngineOptions<E> extends CreditEngineOptions {
+  readonly storage: Layer.Layer<Storage, E>
+}
+
+/**
+ * Builds an engine over `storage` and returns it as async functions. The storage is acquired on
+ * the first call and released by `close()` (or `await using`).
+ */
+export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): AsyncCreditEngine => {
+  const { storage, ...engineOptions } = options
+  const runtime = ManagedRuntime.make(CreditEngine.layer(engineOptions).pipe(Layer.provide(storage)))
+
+  const run = async <A>(f: (engine: CreditEngine["Type"]) => Effect.Effect<A, CreditEngineError>): Promise<A> => {
+    const exit = await runtime.runPromiseExit(Effect.flatMap(CreditEngine, f))
+    if (Exit.isSuccess(exit)) return exit.value
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isSome(failure)) {
+      const error: unknown = failure.value
+      // A storage layer that failed to build reports its own error type; it is a 503 all the same.
+      throw isEngineError(error)
+        ? CreditError.fromEngineError(error)
+        : new CreditError({
+            tag: "StorageUnavailable",
+            status: 503,
+            code: "STORAGE_UNAVAILABLE",
+            title: "Service Unavailable",
+            detail: "the storage could not be opened",
+            cause: error,
+          })
+    }
+    throw new CreditError({
+      tag: "Defect",
+      status: 500,
+      code: "INTERNAL",
+      title: "Internal Server Error",
+      detail: "an unexpected error occurred",
+      cause: Cause.squash(exit.cause),
+    })
+  }
+
+  const close = () => runtime.dispose()
+
+  return {
+    openHolder: (ref, opts) => run((e) => e.openHolder(ref, opts)),
+    getCredit: (ref) => run((e) => e.getCredit(ref)),
+    lock: (ref) =>
+      run((e) => e.lock(ref)).then((r) => ({ credit: r.credit, lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry } })),
+    modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
+    unlock: (ref, key) => run((e) => e.unlock(ref, key)),
+    unlockCustomer: (lookup, opts) => run((e) => e.unlockCustomer(lookup, opts)),
+    journal: (ref, opts) => run((e) => e.journal(ref, opts)),
+    verify: (ref) => run((e) => e.verify(ref)),
+    onEvent: async (listener) => {
+      const scope = await runtime.runPromise(Scope.make())
+      const queue = await runtime.runPromise(Effect.flatMap(CreditEngine, (e) => Scope.extend(e.subscribe, scope)))
+      const pump = runtime.runFork(
+        Queue.take(queue).pipe(
+          Effect.flatMap((event) => Effect.sync(() => listener(event))),
+          Effect.forever,
+        ),
+      )
+      return async () => {
+        await runtime.runPromise(Effect.andThen(pump.interruptAsFork(pump.id()), Scope.close(scope, Exit.void)))
+      }
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Conformance: the Promise facade over the adapter — same operations, errors as `CreditError`.
+ *
+ * @module
+ */
+import { CreditError, createCreditEngine } from "@creditlock/core"
+import { describe, expect, it } from "@effect/vitest"
+import { change, contract, type StorageLayer } from "./Harness.js"
+
+export const facadeTests = (storage: StorageLayer) => {
+  describe("Promise facade", () => {
+    it("runs open → lock → modify → unlock and rejects with CreditError", async () => {
+      await using engine = createCreditEngine({ storage })
+      const ref = contract()
+      expect((await engine.openHolder(ref)).created).toBe(true)
+      const seen: Array<string> = []
+      const stop = await engine.onEvent((event) => seen.push(event._tag))
+      const { lock } = await engine.lock(ref)
+      expect(typeof lock.key).toBe("string")
+      const modified = await engine.modify(ref, lock.key, change("GBP", 250))
+      expect(modified.current.credit[0]?.amount).toEqual({ currencyCode: "GBP", value: 250 })
+
+      const locked = await engine.lock(ref).catch((e: unknown) => e)
+      expect(locked).toBeInstanceOf(CreditError)
+      expect(locked).toMatchObject({ tag: "CreditLocked", status: 423, code: "CREDIT_LOCKED", title: "Locked" })
+      const insufficient = await engine.modify(ref, lock.key, change("GBP", -251)).catch((e: unknown) => e)
+      expect(insufficient).toMatchObject({ status: 422, code: "INSUFFICIENT_CREDIT" })
+      const invalid = await engine.modify(ref, lock.key, { reason: "", modifications: [] }).catch((e: unknown) => e)
+      expect(invalid).toMatchObject({ status: 400, code: "INVALID_REQUEST", title: "Invalid request body" })
+      expect((invalid as CreditError).detail).toContain("reason")
+
+      await engine.unlock(ref, lock.key)
+      expect((await engine.verify(ref)).ok).toBe(true)
+      expect((await engine.journal(ref)).entries).toHaveLength(2)
+      expect((await engine.unlockCustomer({ customerId: ref.customerId })).released).toEqual([])
+      await stop()
+      expect(seen).toEqual(["LockGranted", "LockReleased"])
+    })
+  })
+}

@@ -1,0 +1,239 @@
+/**
+ * Conformance: a model-based test (fast-check `fc.commands` + `fc.asyncModelRun`). Random sequences
+ * of open / lock / modify / unlock / unlockCustomer / clock advances run against the engine over
+ * the adapter and against a small reference model; every outcome must agree, and after every step
+ * the holder's credit matches the model, never goes below the minimum, and its journal balances.
+ *
+ * @module
+ */
+import { CreditEngine, type HolderRef, type Storage } from "@creditlock/core"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Redacted, Runtime, TestClock, TestContext } from "effect"
+import fc from "fast-check"
+import { contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "./Harness.js"
+
+const TTL = 120_000
+const CURRENCIES = ["GBP", "EUR"] as const
+
+interface ModelHolder {
+  open: boolean
+  readonly credit: Map<string, number>
+  lock: { readonly key: string; readonly expiresAt: number } | null
+  readonly keys: Array<string>
+  entries: number
+}
+
+interface Model {
+  now: number
+  readonly holders: ReadonlyArray<ModelHolder>
+}
+
+interface Real {
+  readonly run: <A, E>(effect: Effect.Effect<A, E, CreditEngine | Storage>) => Promise<Either.Either<A, E>>
+  readonly refs: ReadonlyArray<HolderRef>
+}
+
+/** Holders 0 and 1 belong to customer 0, holder 2 to customer 1. */
+const CUSTOMER_OF = [0, 0, 1] as const
+
+type KeyPick = "current" | "stale" | "bogus"
+
+const live = (h: ModelHolder, now: number) => h.lock !== null && now < h.lock.expiresAt
+
+const pickKey = (h: ModelHolder, pick: KeyPick, staleIndex: number): string => {
+  if (pick === "current" && h.lock !== null) return h.lock.key
+  if (pick === "stale" && h.keys.length > 0) return h.keys[staleIndex % h.keys.length] ?? "bogus-key"
+  return "bogus-key"
+}
+
+const tagOf = <A, E>(result: Either.Either<A, E>): string =>
+  Either.isRight(result) ? "ok" : (result.left as { _tag: string })._tag
+
+/** After a step on holder `i`: credit equals the model, is never below 0, and the journal balances. */
+const checkHolder = async (m: Model, r: Real, i: number) => {
+  const h = m.holders[i]
+  const ref = r.refs[i]
+  if (h === undefined || ref === undefined || !h.open) return
+  const view = await r.run(Effect.flatMap(CreditEngine, (e) => e.getCredit(ref)))
+  const credit = Either.getOrThrow(view).current.credit.map((c) => [c.amount.currencyCode, c.amount.value])
+  expect(Object.fromEntries(credit)).toEqual(Object.fromEntries(h.credit))
+  for (const [, value] of credit) expect(value).toBeGreaterThanOrEqual(0)
+  const report = Either.getOrThrow(await r.run(Effect.flatMap(CreditEngine, (e) => e.verify(ref))))
+  expect(report.ok).toBe(true)
+  expect(report.entries).toBe(h.entries)
+}
+
+class Open implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly i: number) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    const h = m.holders[this.i] as ModelHolder
+    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.openHolder(r.refs[this.i] as HolderRef)))
+    expect(Either.getOrThrow(result).created).toBe(!h.open)
+    if (!h.open) h.entries = 1
+    h.open = true
+    await checkHolder(m, r, this.i)
+  }
+  toString = () => `open(${this.i})`
+}
+
+class Lock implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly i: number) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    const h = m.holders[this.i] as ModelHolder
+    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.lock(r.refs[this.i] as HolderRef)))
+    const expected = !h.open ? "HolderNotFound" : live(h, m.now) ? "CreditLocked" : "ok"
+    expect(tagOf(result)).toBe(expected)
+    if (Either.isRight(result)) {
+      const key = Redacted.value(result.right.lock.key)
+      expect(result.right.lock.expiry.getTime()).toBe(m.now + TTL)
+      h.lock = { key, expiresAt: m.now + TTL }
+      h.keys.push(key)
+    }
+    await checkHolder(m, r, this.i)
+  }
+  toString = () => `lock(${this.i})`
+}
+
+class Modify implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly i: number,
+    readonly pick: KeyPick,
+    readonly staleIndex: number,
+    readonly deltas: ReadonlyArray<readonly [string, number]>,
+  ) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    const h = m.holders[this.i] as ModelHolder
+    const key = pickKey(h, this.pick, this.staleIndex)
+    const request = {
+      reason: "model",
+      modifications: this.deltas.map(([currencyCode, value]) => ({ type: "monetary" as const, changeAmount: { currencyCode, value } })),
+    }
+    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.modify(r.refs[this.i] as HolderRef, key, request)))
+    const expected = !h.open
+      ? "HolderNotFound"
+      : !live(h, m.now)
+        ? "LockNotHeld"
+        : h.lock?.key !== key
+          ? "LockKeyMismatch"
+          : this.deltas.some(([c, v]) => v < 0 && (h.credit.get(c) ?? 0) + v < 0)
+            ? "InsufficientCredit"
+            : "ok"
+    expect(tagOf(result)).toBe(expected)
+    if (expected === "ok") {
+      for (const [c, v] of this.deltas) h.credit.set(c, (h.credit.get(c) ?? 0) + v)
+      h.entries++
+    }
+    await checkHolder(m, r, this.i)
+  }
+  toString = () => `modify(${this.i}, ${this.pick}#${this.staleIndex}, ${JSON.stringify(this.deltas)})`
+}
+
+class Unlock implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly i: number,
+    readonly pick: KeyPick,
+    readonly staleIndex: number,
+  ) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    const h = m.holders[this.i] as ModelHolder
+    const key = pickKey(h, this.pick, this.staleIndex)
+    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.unlock(r.refs[this.i] as HolderRef, key)))
+    const expected = !h.open ? "HolderNotFound" : !live(h, m.now) ? "ok" : h.lock?.key !== key ? "LockKeyMismatch" : "ok"
+    expect(tagOf(result)).toBe(expected)
+    if (expected === "ok") h.lock = null
+    await checkHolder(m, r, this.i)
+  }
+  toString = () => `unlock(${this.i}, ${this.pick}#${this.staleIndex})`
+}
+
+class UnlockCustomer implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly customer: 0 | 1) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    const mine = m.holders.filter((_, i) => CUSTOMER_OF[i] === this.customer)
+    const customerId = (r.refs[CUSTOMER_OF.indexOf(this.customer)] as HolderRef).customerId
+    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.unlockCustomer({ customerId })))
+    expect(tagOf(result)).toBe(mine.some((h) => h.open) ? "ok" : "HolderNotFound")
+    if (Either.isRight(result)) {
+      const releasing = mine.filter((h) => h.open && live(h, m.now))
+      expect(result.right.released).toHaveLength(releasing.length)
+      for (const h of releasing) {
+        h.lock = null
+        h.entries++
+      }
+    }
+    for (let i = 0; i < m.holders.length; i++) await checkHolder(m, r, i)
+  }
+  toString = () => `unlockCustomer(${this.customer})`
+}
+
+class Advance implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly millis: number) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    await r.run(TestClock.adjust(this.millis))
+    m.now += this.millis
+  }
+  toString = () => `advance(${this.millis})`
+}
+
+const holderIndex = fc.integer({ min: 0, max: 2 })
+const keyPick = fc.constantFrom<KeyPick>("current", "current", "current", "stale", "bogus")
+const deltas = fc
+  .uniqueArray(fc.constantFrom(...CURRENCIES), { minLength: 1, maxLength: 2 })
+  .chain((codes) =>
+    fc.tuple(...codes.map((c) => fc.tuple(fc.constant(c), fc.integer({ min: -300, max: 300 }).filter((v) => v !== 0)))),
+  )
+
+const commands = [
+  holderIndex.map((i) => new Open(i)),
+  holderIndex.map((i) => new Lock(i)),
+  fc.tuple(holderIndex, keyPick, fc.nat(5), deltas).map(([i, p, s, d]) => new Modify(i, p, s, d)),
+  fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Unlock(i, p, s)),
+  fc.constantFrom<0 | 1>(0, 1).map((c) => new UnlockCustomer(c)),
+  fc.constantFrom(1, 1_000, 60_000, 119_999, 120_000, 300_000).map((ms) => new Advance(ms)),
+]
+
+export interface ModelOptions {
+  /** Runs of the property (default 200). */
+  readonly numRuns?: number
+}
+
+export const modelTests = (storage: StorageLayer, options: ModelOptions = {}) => {
+  describe("model-based", () => {
+    it.live(
+      "random sequences of operations agree with the reference model",
+      () =>
+        Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(fc.commands(commands, { maxCommands: 40 }), async (cmds) => {
+              const program = Effect.gen(function* () {
+                const runtime = yield* Effect.runtime<CreditEngine | Storage>()
+                const a = freshCustomer()
+                const refs = [contract(a), customerHolder(a), contract(freshCustomer())]
+                const real: Real = {
+                  run: (effect) => Runtime.runPromise(runtime)(Effect.either(effect)),
+                  refs,
+                }
+                const setup = () => ({
+                  model: {
+                    now: 0,
+                    holders: refs.map(() => ({ open: false, credit: new Map(), lock: null, keys: [], entries: 0 })),
+                  },
+                  real,
+                })
+                yield* Effect.promise(() => fc.asyncModelRun(setup, cmds))
+              })
+              await Effect.runPromise(program.pipe(Effect.provide(engineWith(storage)), Effect.provide(TestContext.TestContext)))
+            }),
+            { numRuns: options.numRuns ?? 200 },
+          ),
+        ),
+      120_000,
+    )
+  })
+}
