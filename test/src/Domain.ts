@@ -5,19 +5,19 @@
  * @module
  */
 import { createHash } from "node:crypto"
-import { CreditEngine, encodeDocument, type HolderRef, Storage } from "@creditlock/core"
+import { CreditEngine, encodeDocument, type HolderRef, type Storage } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Redacted, type Scope, TestClock } from "effect"
 import {
   change,
   contract,
+  creditValue,
   customerHolder,
   engineWith,
   expectRejected,
   freshCustomer,
   type StorageLayer,
   snapshot,
-  valueOf,
 } from "./Harness.js"
 
 export const domainTests = (storage: StorageLayer) => {
@@ -25,8 +25,7 @@ export const domainTests = (storage: StorageLayer) => {
     Effect.provide(effect, engineWith(storage))
 
   /** Opens a holder and returns its ref. */
-  const opened = (ref: HolderRef = contract()) =>
-    Effect.flatMap(CreditEngine, (e) => Effect.as(e.openHolder(ref), ref))
+  const opened = (ref: HolderRef = contract()) => Effect.flatMap(CreditEngine, (e) => Effect.as(e.openHolder(ref), ref))
 
   /** Opens a holder, locks it, credits it with `initial` GBP (if non-zero) and returns ref and key. */
   const funded = (initial: number, ref: HolderRef = contract()) =>
@@ -74,11 +73,28 @@ export const domainTests = (storage: StorageLayer) => {
         Effect.gen(function* () {
           const engine = yield* CreditEngine
           const customerId = freshCustomer()
-          const valid = ["0.0.0.1+-balance_group+82896", "x".repeat(128), "é".repeat(128), "😀".repeat(128), "a-b_c.d:e"]
+          const valid = [
+            "0.0.0.1+-balance_group+82896",
+            "x".repeat(128),
+            "é".repeat(128),
+            "😀".repeat(128),
+            "a-b_c.d:e",
+          ]
           for (const holderId of valid) {
             expect((yield* engine.openHolder({ customerId, holderType: "contracts", holderId })).created).toBe(true)
           }
-          const invalid = ["", "x".repeat(129), "😀".repeat(129), "a/b", "a b", "a\tb", "a\nb", "a\u0000b", "a\u007fb", "a\u00a0b"]
+          const invalid = [
+            "",
+            "x".repeat(129),
+            "😀".repeat(129),
+            "a/b",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a\u0000b",
+            "a\u007fb",
+            "a\u00a0b",
+          ]
           for (const holderId of invalid) {
             const ref = { customerId, holderType: "contracts" as const, holderId }
             const error = yield* expectRejected(ref, "InvalidRequest", engine.openHolder(ref))
@@ -107,7 +123,11 @@ export const domainTests = (storage: StorageLayer) => {
             engine.verify(ref),
           ] as const
           for (const call of calls) {
-            const error = yield* expectRejected(ref, "HolderNotFound", call as Effect.Effect<unknown, { _tag: string; status: number }>)
+            const error = yield* expectRejected(
+              ref,
+              "HolderNotFound",
+              call as Effect.Effect<unknown, { _tag: string; status: number }>,
+            )
             expect(error.status).toBe(404)
           }
           expect(Option.isNone((yield* snapshot(ref)).stored)).toBe(true)
@@ -192,7 +212,7 @@ export const domainTests = (storage: StorageLayer) => {
           yield* expectRejected(ref, "LockKeyMismatch", engine.modify(ref, key, change("GBP", 1)))
           yield* expectRejected(ref, "LockKeyMismatch", engine.unlock(ref, key))
           yield* engine.modify(ref, lock.key, change("GBP", 1))
-          expect(yield* valueOf(ref, "GBP")).toBe(101)
+          expect(yield* creditValue(ref, "GBP")).toBe(101)
         }),
       ),
     )
@@ -248,7 +268,9 @@ export const domainTests = (storage: StorageLayer) => {
               { type: "monetary", changeAmount: { currencyCode: "EUR", value: 7 } },
             ],
           })
-          expect(both.current.credit.map((c) => [c.amount.currencyCode, c.amount.value, c.updatedAt.getTime()])).toEqual([
+          expect(
+            both.current.credit.map((c) => [c.amount.currencyCode, c.amount.value, c.updatedAt.getTime()]),
+          ).toEqual([
             ["GBP", 0, 1_005],
             ["EUR", 7, 1_005],
           ])
@@ -257,18 +279,20 @@ export const domainTests = (storage: StorageLayer) => {
       ),
     )
 
-    it.effect("a debit below the minimum (0 without a limit) fails with InsufficientCredit (422) and changes nothing", () =>
-      provide(
-        Effect.gen(function* () {
-          const engine = yield* CreditEngine
-          const { ref, key } = yield* funded(100)
-          const error = yield* expectRejected(ref, "InsufficientCredit", engine.modify(ref, key, change("GBP", -101)))
-          expect(error.status).toBe(422)
-          yield* expectRejected(ref, "InsufficientCredit", engine.modify(ref, key, change("EUR", -1)))
-          yield* engine.modify(ref, key, change("GBP", -100))
-          expect(yield* valueOf(ref, "GBP")).toBe(0)
-        }),
-      ),
+    it.effect(
+      "a debit below the minimum (0 without a limit) fails with InsufficientCredit (422) and changes nothing",
+      () =>
+        provide(
+          Effect.gen(function* () {
+            const engine = yield* CreditEngine
+            const { ref, key } = yield* funded(100)
+            const error = yield* expectRejected(ref, "InsufficientCredit", engine.modify(ref, key, change("GBP", -101)))
+            expect(error.status).toBe(422)
+            yield* expectRejected(ref, "InsufficientCredit", engine.modify(ref, key, change("EUR", -1)))
+            yield* engine.modify(ref, key, change("GBP", -100))
+            expect(yield* creditValue(ref, "GBP")).toBe(0)
+          }),
+        ),
     )
 
     it.effect("all-or-nothing: one failing modification rejects the whole request", () =>
@@ -298,7 +322,7 @@ export const domainTests = (storage: StorageLayer) => {
           const engine = yield* CreditEngine
           const { ref, key } = yield* funded(0)
           yield* engine.modify(ref, key, change("GBP", 1))
-          expect(yield* valueOf(ref, "GBP")).toBe(1)
+          expect(yield* creditValue(ref, "GBP")).toBe(1)
         }),
       ),
     )
@@ -311,7 +335,7 @@ export const domainTests = (storage: StorageLayer) => {
           const error = yield* expectRejected(ref, "AmountOutOfRange", engine.modify(ref, key, change("GBP", 1)))
           expect(error.status).toBe(422)
           yield* engine.modify(ref, key, change("GBP", -Number.MAX_SAFE_INTEGER))
-          expect(yield* valueOf(ref, "GBP")).toBe(0)
+          expect(yield* creditValue(ref, "GBP")).toBe(0)
         }),
       ),
     )
@@ -357,7 +381,11 @@ export const domainTests = (storage: StorageLayer) => {
           }
           yield* expectRejected(ref, "InvalidRequest", engine.modify(ref, "", change("GBP", 1)))
           yield* expectRejected(ref, "InvalidRequest", engine.modify(ref, "k".repeat(257), change("GBP", 1)))
-          yield* engine.modify(ref, key, { reason: "x".repeat(1000), modifications: [m("GBP", 1) as never], reference: "r".repeat(128) })
+          yield* engine.modify(ref, key, {
+            reason: "x".repeat(1000),
+            modifications: [m("GBP", 1) as never],
+            reference: "r".repeat(128),
+          })
         }),
       ),
     )
@@ -393,7 +421,11 @@ export const domainTests = (storage: StorageLayer) => {
           expect(notHeld.status).toBe(423)
           expect(notHeld.code).toBe("LOCK_NOT_HELD")
           yield* engine.lock(ref)
-          const mismatch = yield* expectRejected(ref, "LockKeyMismatch", engine.modify(ref, "whatever", change("GBP", 1)))
+          const mismatch = yield* expectRejected(
+            ref,
+            "LockKeyMismatch",
+            engine.modify(ref, "whatever", change("GBP", 1)),
+          )
           expect(mismatch.code).toBe("LOCK_KEY_MISMATCH")
         }),
       ),
@@ -424,7 +456,7 @@ export const domainTests = (storage: StorageLayer) => {
           const retry = yield* engine.modify(ref, key, change("GBP", -30, "order", "ref-1"))
           expect(retry).toEqual({ ...first, replayed: true })
           expect(yield* snapshot(ref)).toEqual(before)
-          expect(yield* valueOf(ref, "GBP")).toBe(75)
+          expect(yield* creditValue(ref, "GBP")).toBe(75)
         }),
       ),
     )
@@ -436,11 +468,17 @@ export const domainTests = (storage: StorageLayer) => {
           const { ref, key } = yield* funded(100)
           const first = yield* engine.modify(ref, key, change("GBP", 10, "order", "ref-2"))
           yield* engine.unlock(ref, key)
-          expect(yield* engine.modify(ref, key, change("GBP", 10, "order", "ref-2"))).toEqual({ ...first, replayed: true })
+          expect(yield* engine.modify(ref, key, change("GBP", 10, "order", "ref-2"))).toEqual({
+            ...first,
+            replayed: true,
+          })
           yield* engine.lock(ref)
           yield* TestClock.adjust("121 seconds")
-          expect(yield* engine.modify(ref, "stale", change("GBP", 10, "order", "ref-2"))).toEqual({ ...first, replayed: true })
-          expect(yield* valueOf(ref, "GBP")).toBe(110)
+          expect(yield* engine.modify(ref, "stale", change("GBP", 10, "order", "ref-2"))).toEqual({
+            ...first,
+            replayed: true,
+          })
+          expect(yield* creditValue(ref, "GBP")).toBe(110)
         }),
       ),
     )
@@ -451,7 +489,11 @@ export const domainTests = (storage: StorageLayer) => {
           const engine = yield* CreditEngine
           const { ref, key } = yield* funded(100)
           yield* engine.modify(ref, key, change("GBP", 10, "order", "ref-3"))
-          for (const other of [change("GBP", 11, "order", "ref-3"), change("GBP", 10, "other", "ref-3"), change("EUR", 10, "order", "ref-3")]) {
+          for (const other of [
+            change("GBP", 11, "order", "ref-3"),
+            change("GBP", 10, "other", "ref-3"),
+            change("EUR", 10, "order", "ref-3"),
+          ]) {
             const error = yield* expectRejected(ref, "IdempotencyConflict", engine.modify(ref, key, other))
             expect(error.status).toBe(409)
           }
@@ -484,7 +526,7 @@ export const domainTests = (storage: StorageLayer) => {
           const b = yield* engine.modify(two.ref, two.key, change("GBP", 6, "r", "shared-ref"))
           expect(a.entryId).not.toBe(b.entryId)
           expect(b.replayed).toBe(false)
-          expect(yield* valueOf(two.ref, "GBP")).toBe(6)
+          expect(yield* creditValue(two.ref, "GBP")).toBe(6)
         }),
       ),
     )
@@ -496,7 +538,7 @@ export const domainTests = (storage: StorageLayer) => {
           const { ref, key } = yield* funded(10)
           yield* expectRejected(ref, "InsufficientCredit", engine.modify(ref, key, change("GBP", -20, "r", "ref-5")))
           yield* engine.modify(ref, key, change("GBP", 20, "r", "ref-5"))
-          expect(yield* valueOf(ref, "GBP")).toBe(30)
+          expect(yield* creditValue(ref, "GBP")).toBe(30)
         }),
       ),
     )
@@ -532,7 +574,9 @@ export const domainTests = (storage: StorageLayer) => {
           expect(last?.id).toBe(result.released.find((r) => r.holder.holderId === a.holderId)?.entryId)
           expect((yield* engine.journal(c)).entries.map((e) => e.kind)).toEqual(["opened"])
           yield* engine.lock(a)
-          expect((yield* engine.unlockCustomer({ customerId: freshCustomer() }).pipe(Effect.flip))._tag).toBe("HolderNotFound")
+          expect((yield* engine.unlockCustomer({ customerId: freshCustomer() }).pipe(Effect.flip))._tag).toBe(
+            "HolderNotFound",
+          )
         }),
       ),
     )
@@ -566,7 +610,11 @@ export const domainTests = (storage: StorageLayer) => {
           const engine = yield* CreditEngine
           const { a, b } = yield* lockedCustomer
           yield* expectRejected([a, b], "InvalidRequest", engine.unlockCustomer({}))
-          yield* expectRejected([a, b], "InvalidRequest", engine.unlockCustomer({ customerId: a.customerId, orderId: "x" }))
+          yield* expectRejected(
+            [a, b],
+            "InvalidRequest",
+            engine.unlockCustomer({ customerId: a.customerId, orderId: "x" }),
+          )
           yield* expectRejected([a, b], "InvalidRequest", engine.unlockCustomer({ customerId: "bad id" }))
           yield* expectRejected([a, b], "HolderNotFound", engine.unlockCustomer({ subscriptionId: "nobody" }))
           yield* expectRejected([a, b], "HolderNotFound", engine.unlockCustomer({ orderId: "no-such-order" }))
@@ -585,7 +633,11 @@ export const domainTests = (storage: StorageLayer) => {
           yield* engine.openHolder(two)
           yield* engine.lock(one)
           yield* engine.lock(two)
-          const error = yield* expectRejected([one, two], "IdempotencyConflict", engine.unlockCustomer({ subscriptionId }))
+          const error = yield* expectRejected(
+            [one, two],
+            "IdempotencyConflict",
+            engine.unlockCustomer({ subscriptionId }),
+          )
           expect(error.status).toBe(409)
         }),
       ),

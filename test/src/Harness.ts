@@ -15,7 +15,7 @@ import {
   type StoredHolder,
 } from "@creditlock/core"
 import { expect } from "@effect/vitest"
-import { Effect, Either, Layer, Option } from "effect"
+import { Effect, Either, Layer, type Option } from "effect"
 
 /** A storage layer under test; each build should give independent state or a shared server. */
 export type StorageLayer = Layer.Layer<Storage, unknown>
@@ -42,7 +42,12 @@ export const customerHolder = (customerId = freshCustomer()): HolderRef => ({
 })
 
 /** A one-currency modify request. */
-export const change = (currencyCode: string, value: number, reason = "test", reference?: string): ModifyRequestInput => ({
+export const change = (
+  currencyCode: string,
+  value: number,
+  reason = "test",
+  reference?: string,
+): ModifyRequestInput => ({
   reason,
   modifications: [{ type: "monetary", changeAmount: { currencyCode, value } }],
   ...(reference === undefined ? {} : { reference }),
@@ -86,7 +91,7 @@ export const expectRejected = <A, E extends { readonly _tag: string }, R>(
   })
 
 /** The current value of one currency (0 when the holder has no entry for it). */
-export const valueOf = (ref: HolderRef, currencyCode: string) =>
+export const creditValue = (ref: HolderRef, currencyCode: string) =>
   Effect.map(
     Effect.flatMap(CreditEngine, (e) => e.getCredit(ref)),
     (view) => view.current.credit.find((c) => c.amount.currencyCode === currencyCode)?.amount.value ?? 0,

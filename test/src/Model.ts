@@ -109,7 +109,10 @@ class Modify implements fc.AsyncCommand<Model, Real> {
     const key = pickKey(h, this.pick, this.staleIndex)
     const request = {
       reason: "model",
-      modifications: this.deltas.map(([currencyCode, value]) => ({ type: "monetary" as const, changeAmount: { currencyCode, value } })),
+      modifications: this.deltas.map(([currencyCode, value]) => ({
+        type: "monetary" as const,
+        changeAmount: { currencyCode, value },
+      })),
     }
     const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.modify(r.refs[this.i] as HolderRef, key, request)))
     const expected = !h.open
@@ -142,7 +145,13 @@ class Unlock implements fc.AsyncCommand<Model, Real> {
     const h = m.holders[this.i] as ModelHolder
     const key = pickKey(h, this.pick, this.staleIndex)
     const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.unlock(r.refs[this.i] as HolderRef, key)))
-    const expected = !h.open ? "HolderNotFound" : !live(h, m.now) ? "ok" : h.lock?.key !== key ? "LockKeyMismatch" : "ok"
+    const expected = !h.open
+      ? "HolderNotFound"
+      : !live(h, m.now)
+        ? "ok"
+        : h.lock?.key !== key
+          ? "LockKeyMismatch"
+          : "ok"
     expect(tagOf(result)).toBe(expected)
     if (expected === "ok") h.lock = null
     await checkHolder(m, r, this.i)
@@ -182,12 +191,17 @@ class Advance implements fc.AsyncCommand<Model, Real> {
 }
 
 const holderIndex = fc.integer({ min: 0, max: 2 })
-const keyPick = fc.constantFrom<KeyPick>("current", "current", "current", "stale", "bogus")
-const deltas = fc
-  .uniqueArray(fc.constantFrom(...CURRENCIES), { minLength: 1, maxLength: 2 })
-  .chain((codes) =>
-    fc.tuple(...codes.map((c) => fc.tuple(fc.constant(c), fc.integer({ min: -300, max: 300 }).filter((v) => v !== 0)))),
-  )
+const keyPick = fc.constantFrom<KeyPick>("current", "current", "stale", "bogus")
+const deltas = fc.uniqueArray(fc.constantFrom(...CURRENCIES), { minLength: 1, maxLength: 2 }).chain((codes) =>
+  fc.tuple(
+    ...codes.map((c) =>
+      fc.tuple(
+        fc.constant(c),
+        fc.integer({ min: -300, max: 300 }).filter((v) => v !== 0),
+      ),
+    ),
+  ),
+)
 
 const commands = [
   holderIndex.map((i) => new Open(i)),
@@ -195,7 +209,7 @@ const commands = [
   fc.tuple(holderIndex, keyPick, fc.nat(5), deltas).map(([i, p, s, d]) => new Modify(i, p, s, d)),
   fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Unlock(i, p, s)),
   fc.constantFrom<0 | 1>(0, 1).map((c) => new UnlockCustomer(c)),
-  fc.constantFrom(1, 1_000, 60_000, 119_999, 120_000, 300_000).map((ms) => new Advance(ms)),
+  fc.constantFrom(1, 1_000, 60_000, 119_999, 120_000, 120_000, 300_000).map((ms) => new Advance(ms)),
 ]
 
 export interface ModelOptions {
@@ -228,7 +242,9 @@ export const modelTests = (storage: StorageLayer, options: ModelOptions = {}) =>
                 })
                 yield* Effect.promise(() => fc.asyncModelRun(setup, cmds))
               })
-              await Effect.runPromise(program.pipe(Effect.provide(engineWith(storage)), Effect.provide(TestContext.TestContext)))
+              await Effect.runPromise(
+                program.pipe(Effect.provide(engineWith(storage)), Effect.provide(TestContext.TestContext)),
+              )
             }),
             { numRuns: options.numRuns ?? 200 },
           ),

@@ -72,9 +72,9 @@ export const raceTests = (storage: StorageLayer, options: RaceOptions = {}) => {
               let acknowledged = 0
               let count = 0
               for (let i = 0; i < cycles; i++) {
-                const { lock } = yield* credit.lock(ref).pipe(
-                  Effect.retry({ schedule: whileLocked, while: (e) => e._tag === "CreditLocked" }),
-                )
+                const { lock } = yield* credit
+                  .lock(ref)
+                  .pipe(Effect.retry({ schedule: whileLocked, while: (e) => e._tag === "CreditLocked" }))
                 // Mostly credits, some debits that may be refused for insufficient credit.
                 const delta = (w * 31 + i * 17) % 5 === 0 ? -7 : 3 + ((w + i) % 4)
                 const result = yield* Effect.either(credit.modify(ref, lock.key, change("GBP", delta, `w${w}`)))
@@ -88,7 +88,10 @@ export const raceTests = (storage: StorageLayer, options: RaceOptions = {}) => {
               }
               return { acknowledged, count }
             })
-          const results = yield* Effect.all(Array.from({ length: workers }, (_, w) => worker(w)), { concurrency: "unbounded" })
+          const results = yield* Effect.all(
+            Array.from({ length: workers }, (_, w) => worker(w)),
+            { concurrency: "unbounded" },
+          )
           const sum = results.reduce((s, r) => s + r.acknowledged, 0)
           const count = results.reduce((s, r) => s + r.count, 0)
           const view = yield* credit.getCredit(ref)
@@ -140,7 +143,10 @@ export const raceTests = (storage: StorageLayer, options: RaceOptions = {}) => {
                 const [report] = yield* settle([credit.verify(ref)])
                 expect(Either.getOrThrow(report as NonNullable<typeof report>).ok).toBe(true)
               })
-              const layer = CreditEngine.layer().pipe(Layer.provide(scheduledStorage(scheduler)), Layer.provide(storage))
+              const layer = CreditEngine.layer().pipe(
+                Layer.provide(scheduledStorage(scheduler)),
+                Layer.provide(storage),
+              )
               await Effect.runPromise(Effect.provide(run, layer))
             }),
             { numRuns: options.schedulerRuns ?? 60 },

@@ -6,7 +6,7 @@
 import { CreditEngine, type Storage } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import { change, contract, engineWith, expectRejected, type StorageLayer, valueOf } from "./Harness.js"
+import { change, contract, creditValue, engineWith, expectRejected, type StorageLayer } from "./Harness.js"
 
 export const ttlTests = (storage: StorageLayer) => {
   const provide = <A, E>(effect: Effect.Effect<A, E, CreditEngine | Storage>, ttl?: string) =>
@@ -33,7 +33,7 @@ export const ttlTests = (storage: StorageLayer) => {
           yield* expectRejected(ref, "LockKeyMismatch", engine.modify(ref, first.lock.key, change("GBP", 1)))
           yield* expectRejected(ref, "LockKeyMismatch", engine.unlock(ref, first.lock.key))
           yield* engine.modify(ref, second.lock.key, change("GBP", -1))
-          expect(yield* valueOf(ref, "GBP")).toBe(100)
+          expect(yield* creditValue(ref, "GBP")).toBe(100)
         }),
       ),
     )

@@ -18,12 +18,12 @@ import {
   Option,
   ParseResult,
   PubSub,
+  type Queue,
   Random,
   Redacted,
   Schema,
   type Scope,
   Stream,
-  type Queue,
 } from "effect"
 import { CustomerLookup, decideAdminUnlock, lookupKey, resolveCustomer } from "./CustomerUnlock.js"
 import {
@@ -142,7 +142,9 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
     ) => Effect.Effect<OpenResult, InvalidRequest | IdempotencyConflict | StorageUnavailable>
 
     /** The holder's current credit, one entry per currency. */
-    readonly getCredit: (ref: HolderRef) => Effect.Effect<CreditView, InvalidRequest | HolderNotFound | StorageUnavailable>
+    readonly getCredit: (
+      ref: HolderRef,
+    ) => Effect.Effect<CreditView, InvalidRequest | HolderNotFound | StorageUnavailable>
 
     /** Grants a lock when the holder has no live lock; a live lock, held by anyone → CreditLocked. */
     readonly lock: (
@@ -195,7 +197,9 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
     ) => Effect.Effect<JournalPage, InvalidRequest | HolderNotFound | StorageUnavailable>
 
     /** Checks the journal invariant of one holder (deltas sum to current values, no gaps). */
-    readonly verify: (ref: HolderRef) => Effect.Effect<VerifyReport, InvalidRequest | HolderNotFound | StorageUnavailable>
+    readonly verify: (
+      ref: HolderRef,
+    ) => Effect.Effect<VerifyReport, InvalidRequest | HolderNotFound | StorageUnavailable>
 
     /** Lock events, published after their change is committed. */
     readonly events: Stream.Stream<CreditEvent>
@@ -247,17 +251,27 @@ const keyText = (key: LockKeyInput): unknown => (Redacted.isRedacted(key) ? Reda
 const liveClock = Clock.make()
 
 /** Builds the engine over the `Storage` in context; the event hub lives as long as the scope. */
-export const make = (options: CreditEngineOptions = {}): Effect.Effect<CreditEngine["Type"], never, Storage | Scope.Scope> =>
+export const make = (
+  options: CreditEngineOptions = {},
+): Effect.Effect<CreditEngine["Type"], never, Storage | Scope.Scope> =>
   Effect.gen(function* () {
     const storage = yield* Storage
     const ttlMillis = Duration.toMillis(Duration.decode(options.lockTtl ?? Duration.millis(DEFAULT_TTL_MILLIS)))
     const maxAttempts = Math.max(1, options.maxAttempts ?? 16)
-    const hub = yield* Effect.acquireRelease(PubSub.sliding<CreditEvent>(options.eventBufferSize ?? 1024), PubSub.shutdown)
+    const hub = yield* Effect.acquireRelease(
+      PubSub.sliding<CreditEvent>(options.eventBufferSize ?? 1024),
+      PubSub.shutdown,
+    )
 
     const notFound = (ref: HolderRef) =>
-      new HolderNotFound({ detail: `holder ${ref.holderType}/${ref.holderId} of customer ${ref.customerId} was never opened` })
+      new HolderNotFound({
+        detail: `holder ${ref.holderType}/${ref.holderId} of customer ${ref.customerId} was never opened`,
+      })
 
-    const requireHolder = (ref: HolderRef, stored: Option.Option<StoredHolder>): Effect.Effect<StoredHolder, HolderNotFound> =>
+    const requireHolder = (
+      ref: HolderRef,
+      stored: Option.Option<StoredHolder>,
+    ): Effect.Effect<StoredHolder, HolderNotFound> =>
       Option.match(stored, { onNone: () => Effect.fail(notFound(ref)), onSome: Effect.succeed })
 
     const backoff = (attempt: number) =>
@@ -351,7 +365,12 @@ export const make = (options: CreditEngineOptions = {}): Effect.Effect<CreditEng
             const expiresAt = new Date(grant.lock.expiresAt)
             const events: Array<CreditEvent> = []
             if (grant.tookOver !== null) {
-              events.push({ _tag: "LockExpiredTakenOver", holder: ref, at, expiredAt: new Date(grant.tookOver.expiresAt) })
+              events.push({
+                _tag: "LockExpiredTakenOver",
+                holder: ref,
+                at,
+                expiredAt: new Date(grant.tookOver.expiresAt),
+              })
             }
             events.push({ _tag: "LockGranted", holder: ref, at, expiresAt, tookOver: grant.tookOver !== null })
             return {
@@ -391,7 +410,11 @@ export const make = (options: CreditEngineOptions = {}): Effect.Effect<CreditEng
             })
             return {
               result: { ...view(decision.document), entryId: decision.entry.id, replayed: false },
-              write: { document: decision.document, entries: [decision.entry], index: entryIndexKeys([decision.entry]) },
+              write: {
+                document: decision.document,
+                entries: [decision.entry],
+                index: entryIndexKeys([decision.entry]),
+              },
             } satisfies Plan<ModifyResult>
           }),
         )
@@ -442,7 +465,8 @@ export const make = (options: CreditEngineOptions = {}): Effect.Effect<CreditEng
         { concurrency: 8 },
       )
 
-    const lookupConfirmed = (key: IndexKey) => Effect.flatMap(storage.lookup(key), (candidates) => confirm(key, candidates))
+    const lookupConfirmed = (key: IndexKey) =>
+      Effect.flatMap(storage.lookup(key), (candidates) => confirm(key, candidates))
 
     const unlockCustomer = (lookupIn: CustomerLookup, optionsIn: UnlockCustomerOptions = {}) =>
       Effect.gen(function* () {
@@ -452,7 +476,8 @@ export const make = (options: CreditEngineOptions = {}): Effect.Effect<CreditEng
         const matched = yield* lookupConfirmed(key)
         const customerId = yield* resolveCustomer(lookup, matched)
         yield* Effect.annotateCurrentSpan("creditlock.customer", customerId)
-        const holders = key.kind === "customer" ? matched : yield* lookupConfirmed({ kind: "customer", value: customerId })
+        const holders =
+          key.kind === "customer" ? matched : yield* lookupConfirmed({ kind: "customer", value: customerId })
         const released: Array<{ holder: HolderRef; entryId: string }> = []
         for (const holder of holders) {
           const entryId = yield* transact(holder, (stored, now) =>
@@ -462,7 +487,11 @@ export const make = (options: CreditEngineOptions = {}): Effect.Effect<CreditEng
               if (decision === null) return { result: null }
               return {
                 result: decision.entry.id,
-                write: { document: decision.document, entries: [decision.entry], index: entryIndexKeys([decision.entry]) },
+                write: {
+                  document: decision.document,
+                  entries: [decision.entry],
+                  index: entryIndexKeys([decision.entry]),
+                },
                 events: [{ _tag: "AdminUnlocked", holder, at: new Date(now), entryId: decision.entry.id }],
               }
             }),
@@ -478,7 +507,9 @@ export const make = (options: CreditEngineOptions = {}): Effect.Effect<CreditEng
         const { after, limit } = yield* decodeJournalOptions(optionsIn)
         yield* withHolder(ref)
         const { document } = yield* loadHolder(ref)
-        const entries = (yield* storage.journal(ref, { afterSeq: after, limit })).filter((e) => e.seq <= document.journalSeq)
+        const entries = (yield* storage.journal(ref, { afterSeq: after, limit })).filter(
+          (e) => e.seq <= document.journalSeq,
+        )
         const last = entries.at(-1)
         const next = last !== undefined && last.seq < document.journalSeq ? last.seq : null
         return { entries, next } satisfies JournalPage

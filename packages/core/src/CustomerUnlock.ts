@@ -6,7 +6,7 @@
  */
 import { Either, Schema } from "effect"
 import { HolderNotFound, IdempotencyConflict } from "./Errors.js"
-import { Id, type HolderDocument, type HolderRef } from "./Holder.js"
+import { type HolderDocument, type HolderRef, Id } from "./Holder.js"
 import type { JournalEntry } from "./Journal.js"
 import { isLive } from "./Lock.js"
 import { Reference } from "./Modification.js"
@@ -57,7 +57,8 @@ export const resolveCustomer = (
 ): Either.Either<string, HolderNotFound | IdempotencyConflict> => {
   const customers = [...new Set(holders.map((h) => h.customerId))]
   const [only] = customers
-  if (only === undefined) return Either.left(new HolderNotFound({ detail: `no holder found for ${describeLookup(lookup)}` }))
+  if (only === undefined)
+    return Either.left(new HolderNotFound({ detail: `no holder found for ${describeLookup(lookup)}` }))
   if (customers.length > 1) {
     return Either.left(
       new IdempotencyConflict({

@@ -66,10 +66,7 @@ export class HolderNotFound extends Schema.TaggedError<HolderNotFound>()("Holder
  * request, a holder re-opened with another balance group, or a lookup that matches more than one
  * customer (409).
  */
-export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()(
-  "IdempotencyConflict",
-  fields,
-) {
+export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>()("IdempotencyConflict", fields) {
   get status(): 409 {
     return 409
   }
@@ -82,10 +79,7 @@ export class IdempotencyConflict extends Schema.TaggedError<IdempotencyConflict>
 }
 
 /** The same credit (type + currency) appears twice in one modify request (422). */
-export class DuplicateCreditType extends Schema.TaggedError<DuplicateCreditType>()(
-  "DuplicateCreditType",
-  fields,
-) {
+export class DuplicateCreditType extends Schema.TaggedError<DuplicateCreditType>()("DuplicateCreditType", fields) {
   get status(): 422 {
     return 422
   }
@@ -98,10 +92,7 @@ export class DuplicateCreditType extends Schema.TaggedError<DuplicateCreditType>
 }
 
 /** A debit would leave the credit below 0 and no credit limit applies to the holder (422). */
-export class InsufficientCredit extends Schema.TaggedError<InsufficientCredit>()(
-  "InsufficientCredit",
-  fields,
-) {
+export class InsufficientCredit extends Schema.TaggedError<InsufficientCredit>()("InsufficientCredit", fields) {
   get status(): 422 {
     return 422
   }
@@ -114,10 +105,7 @@ export class InsufficientCredit extends Schema.TaggedError<InsufficientCredit>()
 }
 
 /** A debit would leave the credit below the minimum allowed by the holder's credit limit (422). */
-export class CreditLimitExceeded extends Schema.TaggedError<CreditLimitExceeded>()(
-  "CreditLimitExceeded",
-  fields,
-) {
+export class CreditLimitExceeded extends Schema.TaggedError<CreditLimitExceeded>()("CreditLimitExceeded", fields) {
   get status(): 422 {
     return 422
   }

@@ -93,7 +93,8 @@ export interface StoredHolder {
 const documentFormat = 1
 
 /** Serialises a holder document for storage (JSON). */
-export const encodeDocument = (document: HolderDocument): string => JSON.stringify({ format: documentFormat, ...document })
+export const encodeDocument = (document: HolderDocument): string =>
+  JSON.stringify({ format: documentFormat, ...document })
 
 /**
  * Reads a document written by {@link encodeDocument}. Throws on a document of an unknown format;

@@ -46,9 +46,7 @@ export const decideLock = (
   const current = document.lock
   if (isLive(current, now)) {
     const expiresAt = new Date(current.expiresAt)
-    return Either.left(
-      new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt }),
-    )
+    return Either.left(new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt }))
   }
   const lock: LockState = { keyHash, grantedAt: now, expiresAt: now + ttlMillis }
   return Either.right({ document: { ...document, lock }, lock, tookOver: current })

@@ -53,7 +53,9 @@ export const Reference = Schema.String.pipe(
 /** A modify request: a reason, one or more modifications, and an optional idempotency reference. */
 export const ModifyRequest = Schema.Struct({
   reason: Reason,
-  modifications: Schema.Array(Modification).pipe(Schema.minItems(1, { message: () => "needs at least one modification" })),
+  modifications: Schema.Array(Modification).pipe(
+    Schema.minItems(1, { message: () => "needs at least one modification" }),
+  ),
   reference: Schema.optional(Reference),
 }).annotations({ identifier: "ModifyRequest" })
 
@@ -70,7 +72,9 @@ export const checkDistinct = (request: ModifyRequest): Either.Either<ModifyReque
     const key = `${m.type}:${m.changeAmount.currencyCode}`
     if (seen.has(key)) {
       return Either.left(
-        new DuplicateCreditType({ detail: `${m.type} credit in ${m.changeAmount.currencyCode} appears more than once` }),
+        new DuplicateCreditType({
+          detail: `${m.type} credit in ${m.changeAmount.currencyCode} appears more than once`,
+        }),
       )
     }
     seen.add(key)
@@ -187,4 +191,3 @@ export const decideReplay = (
           detail: `reference "${original.reference ?? ""}" was already used for a different request on this holder`,
         }),
       )
-

@@ -128,7 +128,10 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
     openHolder: (ref, opts) => run((e) => e.openHolder(ref, opts)),
     getCredit: (ref) => run((e) => e.getCredit(ref)),
     lock: (ref) =>
-      run((e) => e.lock(ref)).then((r) => ({ credit: r.credit, lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry } })),
+      run((e) => e.lock(ref)).then((r) => ({
+        credit: r.credit,
+        lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry },
+      })),
     modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
     unlock: (ref, key) => run((e) => e.unlock(ref, key)),
     unlockCustomer: (lookup, opts) => run((e) => e.unlockCustomer(lookup, opts)),

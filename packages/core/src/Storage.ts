@@ -84,7 +84,10 @@ export class Storage extends Context.Tag("@creditlock/core/Storage")<
     ) => Effect.Effect<Option.Option<JournalEntry>, StorageUnavailable>
 
     /** The holder's journal entries with `seq > afterSeq`, in `seq` order, at most `limit`. */
-    readonly journal: (ref: HolderRef, range: JournalRange) => Effect.Effect<ReadonlyArray<JournalEntry>, StorageUnavailable>
+    readonly journal: (
+      ref: HolderRef,
+      range: JournalRange,
+    ) => Effect.Effect<ReadonlyArray<JournalEntry>, StorageUnavailable>
 
     /** Succeeds when the backend answers; a health check. */
     readonly ping: Effect.Effect<void, StorageUnavailable>
