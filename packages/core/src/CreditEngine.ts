@@ -28,17 +28,19 @@ import {
 import { CustomerLookup, decideAdminUnlock, lookupKey, resolveCustomer } from "./CustomerUnlock.js"
 import {
   type AmountOutOfRange,
+  type CreditLimitExceeded,
   type CreditLocked,
   type DuplicateCreditType,
   HolderNotFound,
-  type IdempotencyConflict,
+  IdempotencyConflict,
   type InsufficientCredit,
   InvalidRequest,
   type LockKeyMismatch,
   type LockNotHeld,
   StorageUnavailable,
+  type UnsupportedResource,
 } from "./Errors.js"
-import type { CreditEvent } from "./Events.js"
+import { type CreditEvent, type ThresholdCrossed, thresholdEvents } from "./Events.js"
 import {
   type CreditView,
   decideOpen,
@@ -46,6 +48,7 @@ import {
   HolderRef,
   holderIndexKeys,
   holderKey,
+  Id,
   OpenHolderOptions,
   type StoredHolder,
   toCredit,
@@ -53,6 +56,14 @@ import {
 } from "./Holder.js"
 import { generateLockKey, hashLockKey } from "./internal/keys.js"
 import { type JournalEntry, type JournalPage, type VerifyReport, verifyJournal } from "./Journal.js"
+import {
+  CreditLimitRequest,
+  type CreditLimitRequestInput,
+  decideSetLimits,
+  type ResourceLimitsView,
+  resolveLimitRequest,
+  viewLimits,
+} from "./Limits.js"
 import { DEFAULT_TTL_MILLIS, decideLock, decideUnlock } from "./Lock.js"
 import {
   checkDistinct,
@@ -61,7 +72,6 @@ import {
   fingerprint,
   ModifyRequest,
   type ModifyRequestInput,
-  noLimit,
 } from "./Modification.js"
 import { type CommitRequest, type IndexKey, Storage } from "./Storage.js"
 
@@ -103,6 +113,8 @@ export interface ModifyResult extends CreditView {
   readonly entryId: string
   /** True when this answers a retry of an already applied request (same reference). */
   readonly replayed: boolean
+  /** Thresholds this modification crossed upward (also published on `events`). */
+  readonly events: ReadonlyArray<ThresholdCrossed>
 }
 
 /** The result of `unlockCustomer`. */
@@ -112,6 +124,16 @@ export interface UnlockCustomerResult {
   readonly holders: ReadonlyArray<HolderRef>
   /** The holders whose live lock was released, with the journal entry recording each release. */
   readonly released: ReadonlyArray<{ readonly holder: HolderRef; readonly entryId: string }>
+}
+
+/** A holder's credit limits, per currency, with the effective limit at `at`. */
+export interface CreditLimitsView {
+  readonly holder: HolderRef
+  readonly balanceGroupId: string
+  readonly at: Date
+  readonly limits: ReadonlyArray<ResourceLimitsView>
+  /** Thresholds the change crossed (for `setCreditLimits`; empty for reads). */
+  readonly events: ReadonlyArray<ThresholdCrossed>
 }
 
 /** Paging through a holder's journal. */
@@ -170,6 +192,7 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       | LockKeyMismatch
       | AmountOutOfRange
       | InsufficientCredit
+      | CreditLimitExceeded
       | StorageUnavailable
     >
 
@@ -189,6 +212,30 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       lookup: CustomerLookup,
       options?: UnlockCustomerOptions,
     ) => Effect.Effect<UnlockCustomerResult, InvalidRequest | HolderNotFound | IdempotencyConflict | StorageUnavailable>
+
+    /**
+     * Sets the credit limits of one currency of the holder whose balance group is
+     * `balanceGroupId` (BRM's request body; amounts in major units). Journaled; any percentage
+     * threshold the change crosses is journaled and published. An unknown balance group →
+     * HolderNotFound; one shared by several holders → IdempotencyConflict.
+     */
+    readonly setCreditLimits: (
+      balanceGroupId: string,
+      request: CreditLimitRequestInput,
+    ) => Effect.Effect<
+      CreditLimitsView,
+      | InvalidRequest
+      | HolderNotFound
+      | IdempotencyConflict
+      | UnsupportedResource
+      | AmountOutOfRange
+      | StorageUnavailable
+    >
+
+    /** The stored limits of the holder whose balance group is `balanceGroupId`, and what is in force now. */
+    readonly getCreditLimits: (
+      balanceGroupId: string,
+    ) => Effect.Effect<CreditLimitsView, InvalidRequest | HolderNotFound | IdempotencyConflict | StorageUnavailable>
 
     /** A page of the holder's journal, oldest first. */
     readonly journal: (
@@ -235,6 +282,8 @@ const decodeRef = decoder(HolderRef, "holder")
 const decodeOpenOptions = decoder(OpenHolderOptions, "options")
 const decodeModify = decoder(ModifyRequest, "request")
 const decodeLookup = decoder(CustomerLookup, "lookup")
+const decodeLimits = decoder(CreditLimitRequest, "request")
+const decodeBalanceGroup = decoder(Id, "balance group id")
 const decodeKey = decoder(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)), "lock key")
 const decodeReason = decoder(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1000)), "reason")
 const decodeJournalOptions = decoder(
@@ -406,10 +455,11 @@ export const make = (
               request,
               fingerprint: print,
               entryId: randomUUID(),
-              minimumFor: () => noLimit,
             })
+            const events = thresholdEvents(decision.entry)
             return {
-              result: { ...view(decision.document), entryId: decision.entry.id, replayed: false },
+              result: { ...view(decision.document), entryId: decision.entry.id, replayed: false, events },
+              events,
               write: {
                 document: decision.document,
                 entries: [decision.entry],
@@ -501,6 +551,66 @@ export const make = (
         return { customerId, holders, released } satisfies UnlockCustomerResult
       }).pipe(traced("unlockCustomer"))
 
+    /** The one holder whose balance-group alias is `id`. */
+    const resolveBalanceGroup = (id: string) =>
+      Effect.gen(function* () {
+        const holders = yield* lookupConfirmed({ kind: "balanceGroup", value: id })
+        const [only] = holders
+        if (only === undefined) return yield* new HolderNotFound({ detail: `no holder has balance group "${id}"` })
+        if (holders.length > 1) {
+          return yield* new IdempotencyConflict({
+            detail: `balance group "${id}" is shared by ${holders.length} holders`,
+          })
+        }
+        yield* withHolder(only)
+        return only
+      })
+
+    const setCreditLimits = (balanceGroupIn: string, requestIn: CreditLimitRequestInput) =>
+      Effect.gen(function* () {
+        const balanceGroupId = yield* decodeBalanceGroup(balanceGroupIn)
+        const request = yield* decodeLimits(requestIn)
+        const ref = yield* resolveBalanceGroup(balanceGroupId)
+        return yield* transact(ref, (stored, now) =>
+          Effect.gen(function* () {
+            const { document } = yield* requireHolder(ref, stored)
+            const change = yield* resolveLimitRequest(request, now)
+            const decision = decideSetLimits(document, change, now, randomUUID())
+            const events = thresholdEvents(decision.entry)
+            return {
+              result: {
+                holder: ref,
+                balanceGroupId: document.balanceGroupId,
+                at: new Date(now),
+                limits: viewLimits(decision.document, now),
+                events,
+              },
+              write: {
+                document: decision.document,
+                entries: [decision.entry],
+                index: entryIndexKeys([decision.entry]),
+              },
+              events,
+            } satisfies Plan<CreditLimitsView>
+          }),
+        )
+      }).pipe(traced("setCreditLimits"))
+
+    const getCreditLimits = (balanceGroupIn: string) =>
+      Effect.gen(function* () {
+        const balanceGroupId = yield* decodeBalanceGroup(balanceGroupIn)
+        const ref = yield* resolveBalanceGroup(balanceGroupId)
+        const { document } = yield* loadHolder(ref)
+        const now = yield* Clock.currentTimeMillis
+        return {
+          holder: ref,
+          balanceGroupId: document.balanceGroupId,
+          at: new Date(now),
+          limits: viewLimits(document, now),
+          events: [],
+        } satisfies CreditLimitsView
+      }).pipe(traced("getCreditLimits"))
+
     const journal = (refIn: HolderRef, optionsIn: JournalOptions = {}) =>
       Effect.gen(function* () {
         const ref = yield* decodeRef(refIn)
@@ -541,6 +651,8 @@ export const make = (
       modify,
       unlock,
       unlockCustomer,
+      setCreditLimits,
+      getCreditLimits,
       journal,
       verify,
       events: Stream.fromPubSub(hub),
@@ -554,4 +666,5 @@ const replayOf = (balanceGroupId: string, original: JournalEntry): ModifyResult 
   current: { credit: toCredit(original.balances ?? []) },
   entryId: original.id,
   replayed: true,
+  events: thresholdEvents(original),
 })

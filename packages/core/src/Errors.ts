@@ -117,6 +117,19 @@ export class CreditLimitExceeded extends Schema.TaggedError<CreditLimitExceeded>
   }
 }
 
+/** A credit-limit request names a resource that is not an ISO 4217 currency (422). */
+export class UnsupportedResource extends Schema.TaggedError<UnsupportedResource>()("UnsupportedResource", fields) {
+  get status(): 422 {
+    return 422
+  }
+  get title(): string {
+    return "Unprocessable Content"
+  }
+  get code(): string {
+    return "UNSUPPORTED_RESOURCE"
+  }
+}
+
 /** A resulting value (or a converted amount) would fall outside ±(2^53 − 1) (422). */
 export class AmountOutOfRange extends Schema.TaggedError<AmountOutOfRange>()("AmountOutOfRange", fields) {
   get status(): 422 {
@@ -218,6 +231,7 @@ export const CreditEngineError = Schema.Union(
   DuplicateCreditType,
   InsufficientCredit,
   CreditLimitExceeded,
+  UnsupportedResource,
   AmountOutOfRange,
   CreditLocked,
   LockNotHeld,

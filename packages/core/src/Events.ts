@@ -5,6 +5,8 @@
  * @module
  */
 import type { HolderRef } from "./Holder.js"
+import type { JournalEntry } from "./Journal.js"
+import type { ThresholdRecord } from "./Limits.js"
 
 /** A lock was granted; `tookOver` is true when it replaced an expired lock. */
 export interface LockGranted {
@@ -39,5 +41,24 @@ export interface AdminUnlocked {
   readonly entryId: string
 }
 
+/** A modification or a limit change moved consumption (−credit) upward across a threshold. */
+export interface ThresholdCrossed extends ThresholdRecord {
+  readonly _tag: "ThresholdCrossed"
+  readonly holder: HolderRef
+  readonly at: Date
+  /** The journal entry that records the change. */
+  readonly entryId: string
+}
+
+/** The threshold events a committed journal entry records. */
+export const thresholdEvents = (entry: JournalEntry): ReadonlyArray<ThresholdCrossed> =>
+  (entry.thresholds ?? []).map((t) => ({
+    _tag: "ThresholdCrossed",
+    holder: entry.holder,
+    at: new Date(entry.at),
+    entryId: entry.id,
+    ...t,
+  }))
+
 /** Everything published on `CreditEngine.events`. */
-export type CreditEvent = LockGranted | LockExpiredTakenOver | LockReleased | AdminUnlocked
+export type CreditEvent = LockGranted | LockExpiredTakenOver | LockReleased | AdminUnlocked | ThresholdCrossed

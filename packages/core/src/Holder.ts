@@ -7,6 +7,7 @@ import { Either, Schema } from "effect"
 import { CurrencyCode } from "./Currency.js"
 import { IdempotencyConflict } from "./Errors.js"
 import type { JournalEntry } from "./Journal.js"
+import type { ResourceLimits } from "./Limits.js"
 import type { LockState } from "./Lock.js"
 import type { IndexKey } from "./Storage.js"
 
@@ -81,6 +82,8 @@ export interface HolderDocument {
   readonly lock: LockState | null
   /** The `seq` of the last journal entry (entries are numbered from 1). */
   readonly journalSeq: number
+  /** Credit limits per currency; absent until limits are first set. */
+  readonly limits?: ReadonlyArray<ResourceLimits>
 }
 
 /** A holder document together with the storage revision it was read at. */

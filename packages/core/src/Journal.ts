@@ -6,9 +6,10 @@
  * @module
  */
 import type { Balance, HolderDocument, HolderRef } from "./Holder.js"
+import type { ResourceLimits, ThresholdRecord } from "./Limits.js"
 
 /** What kind of change an entry records. */
-export type JournalKind = "opened" | "modification" | "admin-unlock"
+export type JournalKind = "opened" | "modification" | "limits" | "admin-unlock"
 
 /** The change of one currency's credit: `after = before + delta`. */
 export interface Change {
@@ -34,6 +35,10 @@ export interface JournalEntry {
   readonly changes: ReadonlyArray<Change>
   /** The holder's balances after this entry, so a replay can return the original result. */
   readonly balances?: ReadonlyArray<Balance>
+  /** For limit changes: the currency's limits before (null when first set) and after. */
+  readonly limits?: { readonly before: ResourceLimits | null; readonly after: ResourceLimits }
+  /** Thresholds this change crossed upward (modifications and limit changes). */
+  readonly thresholds?: ReadonlyArray<ThresholdRecord>
   /** For admin unlocks: when the released lock would have expired, epoch ms. */
   readonly releasedLockExpiresAt?: number
 }

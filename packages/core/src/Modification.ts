@@ -8,6 +8,7 @@ import { Either, Schema } from "effect"
 import { CurrencyCode } from "./Currency.js"
 import {
   AmountOutOfRange,
+  CreditLimitExceeded,
   DuplicateCreditType,
   IdempotencyConflict,
   InsufficientCredit,
@@ -17,6 +18,7 @@ import {
 import type { Balance, HolderDocument } from "./Holder.js"
 import { sha256 } from "./internal/keys.js"
 import type { Change, JournalEntry } from "./Journal.js"
+import { crossingsOnModify, limitsFor, minimumCredit, type ThresholdRecord } from "./Limits.js"
 import { checkKey } from "./Lock.js"
 
 /** A change of credit in a currency's minor unit: a non-zero safe integer (positive adds credit). */
@@ -96,16 +98,6 @@ export const fingerprint = (request: ModifyRequest): string =>
     ]),
   )
 
-/** The minimum credit a debit may leave in a currency, and the error raised below it. */
-export interface MinimumCredit {
-  /** The lowest value a debit may leave; `null` when nothing is enforced. */
-  readonly minimum: number | null
-  readonly describe: string
-}
-
-/** Without any credit limit, credit may not go below 0. */
-export const noLimit: MinimumCredit = { minimum: 0, describe: "no credit limit applies (minimum 0)" }
-
 /** What a successful modification commits. */
 export interface ModifyDecision {
   readonly document: HolderDocument
@@ -120,23 +112,27 @@ export interface ModifyInput {
   readonly request: ModifyRequest
   readonly fingerprint: string
   readonly entryId: string
-  readonly minimumFor: (currencyCode: string) => MinimumCredit
 }
 
 /**
  * Applies a modification all-or-nothing: the key must be the live lock's; every resulting value
  * must be a safe integer; a change that lowers a credit must not leave it below the minimum in
- * force (raising credit is always allowed). Success yields the next document and its journal
- * entry.
+ * force at `now` (raising credit is always allowed): 0 without a credit limit (else
+ * InsufficientCredit), −(effective limit) with one (else CreditLimitExceeded). Success yields the
+ * next document and its journal entry, which records any threshold crossed upward.
  */
 export const decideModify = (
   input: ModifyInput,
-): Either.Either<ModifyDecision, LockNotHeld | LockKeyMismatch | AmountOutOfRange | InsufficientCredit> =>
+): Either.Either<
+  ModifyDecision,
+  LockNotHeld | LockKeyMismatch | AmountOutOfRange | InsufficientCredit | CreditLimitExceeded
+> =>
   Either.gen(function* () {
     const { document, now, request } = input
     yield* checkKey(document, now, input.keyHash)
     const balances = new Map<string, Balance>(document.balances.map((b) => [b.currencyCode, b]))
     const changes: Array<Change> = []
+    const thresholds: Array<ThresholdRecord> = []
     for (const m of request.modifications) {
       const { currencyCode, value: delta } = m.changeAmount
       const before = balances.get(currencyCode)?.value ?? 0
@@ -147,17 +143,15 @@ export const decideModify = (
         )
       }
       if (delta < 0) {
-        const { minimum, describe } = input.minimumFor(currencyCode)
+        const { minimum, limited, describe } = minimumCredit(document, currencyCode, now)
         if (minimum !== null && after < minimum) {
-          return yield* Either.left(
-            new InsufficientCredit({
-              detail: `${currencyCode} credit ${before} cannot be lowered by ${-delta}: ${describe}`,
-            }),
-          )
+          const detail = `${currencyCode} credit ${before} cannot be lowered by ${-delta}: ${describe}`
+          return yield* Either.left(limited ? new CreditLimitExceeded({ detail }) : new InsufficientCredit({ detail }))
         }
       }
       balances.set(currencyCode, { currencyCode, value: after, updatedAt: now })
       changes.push({ currencyCode, delta, before, after })
+      thresholds.push(...crossingsOnModify(limitsFor(document, currencyCode), now, before, after))
     }
     const nextBalances = [...balances.values()]
     const seq = document.journalSeq + 1
@@ -172,6 +166,7 @@ export const decideModify = (
       fingerprint: input.fingerprint,
       changes,
       balances: nextBalances,
+      ...(thresholds.length > 0 ? { thresholds } : {}),
     }
     return { document: { ...document, balances: nextBalances, journalSeq: seq }, entry }
   })

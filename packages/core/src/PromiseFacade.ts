@@ -9,6 +9,7 @@ import { Cause, Effect, Exit, Layer, ManagedRuntime, Option, Predicate, Queue, R
 import {
   CreditEngine,
   type CreditEngineOptions,
+  type CreditLimitsView,
   type JournalOptions,
   type LockKeyInput,
   type ModifyResult,
@@ -21,6 +22,7 @@ import type { CreditEngineError } from "./Errors.js"
 import type { CreditEvent } from "./Events.js"
 import type { CreditView, HolderRef, OpenHolderOptions } from "./Holder.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
+import type { CreditLimitRequestInput } from "./Limits.js"
 import type { ModifyRequestInput } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -70,6 +72,8 @@ export interface AsyncCreditEngine extends AsyncDisposable {
   modify(ref: HolderRef, key: LockKeyInput, request: ModifyRequestInput): Promise<ModifyResult>
   unlock(ref: HolderRef, key: LockKeyInput): Promise<void>
   unlockCustomer(lookup: CustomerLookup, options?: UnlockCustomerOptions): Promise<UnlockCustomerResult>
+  setCreditLimits(balanceGroupId: string, request: CreditLimitRequestInput): Promise<CreditLimitsView>
+  getCreditLimits(balanceGroupId: string): Promise<CreditLimitsView>
   journal(ref: HolderRef, options?: JournalOptions): Promise<JournalPage>
   verify(ref: HolderRef): Promise<VerifyReport>
   /** Calls `listener` for each event published from now on; resolves to an unsubscribe function. */
@@ -135,6 +139,8 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
     modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
     unlock: (ref, key) => run((e) => e.unlock(ref, key)),
     unlockCustomer: (lookup, opts) => run((e) => e.unlockCustomer(lookup, opts)),
+    setCreditLimits: (id, request) => run((e) => e.setCreditLimits(id, request)),
+    getCreditLimits: (id) => run((e) => e.getCreditLimits(id)),
     journal: (ref, opts) => run((e) => e.journal(ref, opts)),
     verify: (ref) => run((e) => e.verify(ref)),
     onEvent: async (listener) => {
