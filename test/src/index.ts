@@ -17,11 +17,13 @@ import { describe } from "@effect/vitest"
 import { domainTests } from "./Domain.js"
 import { facadeTests } from "./Facade.js"
 import type { StorageLayer } from "./Harness.js"
+import { limitsTests } from "./Limits.js"
 import { type ModelOptions, modelTests } from "./Model.js"
 import { type RaceOptions, raceTests } from "./Races.js"
 import { ttlTests } from "./Ttl.js"
 
 export * from "./Harness.js"
+export { BRM_EXAMPLE } from "./Limits.js"
 
 /** Tuning of the slower parts of the suite, for adapters whose round trips are costly. */
 export interface ConformanceOptions {
@@ -34,6 +36,7 @@ export const conformance = (name: string, storage: StorageLayer, options: Confor
   describe(`${name}: conformance`, () => {
     domainTests(storage)
     ttlTests(storage)
+    limitsTests(storage)
     modelTests(storage, options.model)
     raceTests(storage, options.races)
     facadeTests(storage)

@@ -21,7 +21,8 @@ export interface CurrencyInfo {
 }
 
 const currencies: ReadonlyArray<CurrencyInfo> = currencyCodes.data
-  .filter((c) => c.countries.length > 0)
+  // ISO lists metals, fund units, SDR, test and "no currency" codes under pseudo-entities "ZZnn_…".
+  .filter((c) => c.countries.some((country) => !/^zz\d/i.test(country)))
   .map((c) => ({ code: c.code, numeric: Number(c.number), digits: c.digits, name: c.currency }))
 
 const byCode: ReadonlyMap<string, CurrencyInfo> = new Map(currencies.map((c) => [c.code, c]))
