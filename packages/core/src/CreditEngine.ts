@@ -14,6 +14,7 @@ import {
   Context,
   Duration,
   Effect,
+  Either,
   Layer,
   Option,
   ParseResult,
@@ -267,15 +268,16 @@ interface Plan<A> {
   readonly events?: ReadonlyArray<CreditEvent>
 }
 
-const formatIssues = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
+const formatIssues = (issue: ParseResult.ParseIssue): string =>
+  ParseResult.ArrayFormatter.formatIssueSync(issue)
     .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
     .join("; ")
 
 const decoder = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
-  const decode = Schema.decodeUnknown(schema, { errors: "all", onExcessProperty: "ignore" })
-  return (input: unknown): Effect.Effect<A, InvalidRequest> =>
-    Effect.mapError(decode(input), (error) => new InvalidRequest({ detail: `${what}: ${formatIssues(error)}` }))
+  // Synchronous decoding into an Either: inputs are plain data, and this is on every call's path.
+  const decode = ParseResult.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "ignore" })
+  return (input: unknown): Either.Either<A, InvalidRequest> =>
+    Either.mapLeft(decode(input), (error) => new InvalidRequest({ detail: `${what}: ${formatIssues(error)}` }))
 }
 
 const decodeRef = decoder(HolderRef, "holder")
@@ -363,7 +365,7 @@ export const make = (
     const traced =
       (name: string) =>
       <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-        Effect.withSpan(effect, `CreditEngine.${name}`)
+        Effect.withSpan(effect, `CreditEngine.${name}`, { captureStackTrace: false })
 
     const withHolder = (ref: HolderRef) => Effect.annotateCurrentSpan("creditlock.holder", holderKey(ref))
 
