@@ -16,6 +16,7 @@
 import { describe } from "@effect/vitest"
 import { domainTests } from "./Domain.js"
 import { facadeTests } from "./Facade.js"
+import { faultTests } from "./Faults.js"
 import type { StorageLayer } from "./Harness.js"
 import { limitsTests } from "./Limits.js"
 import { type ModelOptions, modelTests } from "./Model.js"
@@ -39,6 +40,7 @@ export const conformance = (name: string, storage: StorageLayer, options: Confor
     limitsTests(storage)
     modelTests(storage, options.model)
     raceTests(storage, options.races)
+    faultTests(storage)
     facadeTests(storage)
   })
 }

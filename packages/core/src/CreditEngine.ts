@@ -45,7 +45,9 @@ import { type CreditEvent, type ThresholdCrossed, thresholdEvents } from "./Even
 import {
   type CreditView,
   decideOpen,
+  encodeDocument,
   entryIndexKeys,
+  type HolderDocument,
   HolderRef,
   holderIndexKeys,
   holderKey,
@@ -333,6 +335,28 @@ export const make = (
             Effect.withClock(liveClock),
           )
 
+    /**
+     * A commit that failed may still have been applied (the reply was lost). When the store
+     * answers again and holds exactly the document we wrote at the next revision, the commit
+     * happened; otherwise the original failure stands.
+     */
+    const settleUnknownOutcome = (
+      ref: HolderRef,
+      expected: number | "absent",
+      document: HolderDocument,
+      error: StorageUnavailable,
+    ): Effect.Effect<"committed", StorageUnavailable> =>
+      storage.load(ref).pipe(
+        Effect.orElseFail(() => error),
+        Effect.flatMap((stored) =>
+          Option.isSome(stored) &&
+          stored.value.revision === (expected === "absent" ? 1 : expected + 1) &&
+          encodeDocument(stored.value.document) === encodeDocument(document)
+            ? Effect.succeed("committed" as const)
+            : Effect.fail(error),
+        ),
+      )
+
     /** Load → decide → compare-and-set commit, retried on conflict. */
     const transact = <A, E>(
       ref: HolderRef,
@@ -345,7 +369,10 @@ export const make = (
           const plan = yield* decide(stored, now)
           if (plan.write === undefined) return plan.result
           const expected = Option.match(stored, { onNone: () => "absent" as const, onSome: (s) => s.revision })
-          const outcome = yield* storage.commit({ ref, expected, ...plan.write })
+          const write = plan.write
+          const outcome = yield* storage
+            .commit({ ref, expected, ...write })
+            .pipe(Effect.catchAll((error) => settleUnknownOutcome(ref, expected, write.document, error)))
           if (outcome === "committed") {
             if (plan.events !== undefined && plan.events.length > 0) yield* PubSub.publishAll(hub, plan.events)
             return plan.result
