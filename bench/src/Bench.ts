@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { runScenario, type ScenarioResult } from "./Harness.js"
+import { runMultiProcess } from "./MultiProcess.js"
 import type { Comparison } from "./Report.js"
 import type { Suite } from "./Suites.js"
 
@@ -13,6 +14,8 @@ export interface BenchPlan {
   readonly durationMs: number
   readonly hot: ReadonlyArray<number>
   readonly spread: ReadonlyArray<number>
+  /** Processes × contenders each, on `holders` shared holders (adapters with a shared store). */
+  readonly multiProcess: { readonly processes: number; readonly contenders: number; readonly holders: number }
 }
 
 /** The full plan; `durationMs` per scenario and side. */
@@ -20,10 +23,16 @@ export const fullPlan = (durationMs: number): BenchPlan => ({
   durationMs,
   hot: [1, 4, 8, 16, 64, 256],
   spread: [1, 4, 16, 64],
+  multiProcess: { processes: 4, contenders: 2, holders: 2 },
 })
 
 /** A few short runs: every code path, correctness only. */
-export const smokePlan: BenchPlan = { durationMs: 100, hot: [1, 8], spread: [4] }
+export const smokePlan: BenchPlan = {
+  durationMs: 100,
+  hot: [1, 8],
+  spread: [4],
+  multiProcess: { processes: 2, contenders: 2, holders: 2 },
+}
 
 const measure = async (
   make: () => Promise<import("./Harness.js").Target>,
@@ -58,6 +67,20 @@ export const runSuite = async (
       `${suite.adapter} ${s.scenario} N=${s.contenders}: ${Math.round(library.cyclesPerSecond)} vs ${Math.round(baseline.cyclesPerSecond)} cycles/s`,
     )
     rows.push({ adapter: suite.adapter, scenario: s.scenario, library, baseline })
+  }
+  if (suite.shared !== undefined) {
+    const library = await runMultiProcess(suite.shared(), "library", {
+      ...plan.multiProcess,
+      durationMs: plan.durationMs,
+    })
+    const baseline = await runMultiProcess(suite.shared(), "baseline", {
+      ...plan.multiProcess,
+      durationMs: plan.durationMs,
+    })
+    log(
+      `${suite.adapter} multi-process: ${Math.round(library.cyclesPerSecond)} vs ${Math.round(baseline.cyclesPerSecond)} cycles/s`,
+    )
+    rows.push({ adapter: suite.adapter, scenario: "multi-process", library, baseline })
   }
   return rows
 }

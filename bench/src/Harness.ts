@@ -59,23 +59,45 @@ export interface ScenarioResult {
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0)
 
-/** Runs one scenario against an opened target and checks the final state. */
-export const runScenario = async (target: Target, options: ScenarioOptions): Promise<ScenarioResult> => {
-  const holderIds = Array.from({ length: options.holders }, (_, i) => `${options.runId}-h${i}`)
-  for (const id of holderIds) await target.open(id)
+/** What the contenders of one process observed. */
+export interface ContentionLog {
+  /** Cycle latencies, ms. */
+  readonly latencies: Array<number>
+  /** Acknowledged deltas and modifications per holder. */
+  readonly acknowledged: Record<string, { sum: number; count: number }>
+  readonly retries: number
+  readonly maxWait: number
+  readonly errors: number
+  readonly seconds: number
+}
+
+/** Holder ids of a run. */
+export const holderIdsOf = (runId: string, holders: number): ReadonlyArray<string> =>
+  Array.from({ length: holders }, (_, i) => `${runId}-h${i}`)
+
+/**
+ * Runs `contenders` loops of lock → modify → unlock for `durationMs`; contender c works on
+ * holder c mod holders (offset by `first`, so several processes spread over the same holders).
+ */
+export const contend = async (
+  target: Target,
+  holderIds: ReadonlyArray<string>,
+  contenders: number,
+  durationMs: number,
+  first = 0,
+): Promise<ContentionLog> => {
   const latencies: Array<number> = []
-  const acknowledged = new Map<string, { sum: number; count: number }>(
-    holderIds.map((id) => [id, { sum: 0, count: 0 }]),
-  )
+  const acknowledged: Record<string, { sum: number; count: number }> = {}
+  for (const id of holderIds) acknowledged[id] = { sum: 0, count: 0 }
   let retries = 0
   let maxWait = 0
   let errors = 0
   const started = performance.now()
-  const deadline = started + options.durationMs
+  const deadline = started + durationMs
 
   const contender = async (c: number) => {
-    const holderId = holderIds[c % holderIds.length] as string
-    const acks = acknowledged.get(holderId) as { sum: number; count: number }
+    const holderId = holderIds[(first + c) % holderIds.length] as string
+    const acks = acknowledged[holderId] as { sum: number; count: number }
     let i = 0
     while (performance.now() < deadline) {
       const t0 = performance.now()
@@ -87,7 +109,7 @@ export const runScenario = async (target: Target, options: ScenarioOptions): Pro
       }
       const waited = performance.now() - t0
       if (waited > maxWait) maxWait = waited
-      const delta = 1 + ((c + i++) % 7)
+      const delta = 1 + ((first + c + i++) % 7)
       try {
         await target.modify(holderId, attempt.key, delta)
         acks.sum += delta
@@ -102,23 +124,34 @@ export const runScenario = async (target: Target, options: ScenarioOptions): Pro
       await yieldToLoop()
     }
   }
-  await Promise.all(Array.from({ length: options.contenders }, (_, c) => contender(c)))
-  const seconds = (performance.now() - started) / 1000
+  await Promise.all(Array.from({ length: contenders }, (_, c) => contender(c)))
+  return { latencies, acknowledged, retries, maxWait, errors, seconds: (performance.now() - started) / 1000 }
+}
 
+/** Compares the final state with what was acknowledged, and summarises the logs of all processes. */
+export const summarise = async (
+  target: Target,
+  holderIds: ReadonlyArray<string>,
+  contenders: number,
+  logs: ReadonlyArray<ContentionLog>,
+): Promise<ScenarioResult> => {
   let lost = 0
   let duplicated = 0
   for (const id of holderIds) {
     const { value, modifications } = await target.read(id)
-    const acks = acknowledged.get(id) as { sum: number; count: number }
-    if (value < acks.sum) lost += acks.sum - value
-    if (value > acks.sum) duplicated += value - acks.sum
-    if (modifications < acks.count) lost += acks.count - modifications
-    if (modifications > acks.count) duplicated += modifications - acks.count
+    const sum = logs.reduce((s, l) => s + (l.acknowledged[id]?.sum ?? 0), 0)
+    const count = logs.reduce((s, l) => s + (l.acknowledged[id]?.count ?? 0), 0)
+    if (value < sum) lost += sum - value
+    if (value > sum) duplicated += value - sum
+    if (modifications < count) lost += count - modifications
+    if (modifications > count) duplicated += modifications - count
   }
-  latencies.sort((a, b) => a - b)
+  const latencies = logs.flatMap((l) => l.latencies).sort((a, b) => a - b)
+  const seconds = Math.max(...logs.map((l) => l.seconds))
+  const retries = logs.reduce((s, l) => s + l.retries, 0)
   return {
-    contenders: options.contenders,
-    holders: options.holders,
+    contenders,
+    holders: holderIds.length,
     cycles: latencies.length,
     seconds,
     cyclesPerSecond: latencies.length / seconds,
@@ -126,9 +159,17 @@ export const runScenario = async (target: Target, options: ScenarioOptions): Pro
     p99: percentile(latencies, 99),
     max: latencies.at(-1) ?? 0,
     retriesPerCycle: latencies.length === 0 ? 0 : retries / latencies.length,
-    maxWait,
+    maxWait: Math.max(...logs.map((l) => l.maxWait)),
     lost,
     duplicated,
-    errors,
+    errors: logs.reduce((s, l) => s + l.errors, 0),
   }
+}
+
+/** Runs one scenario in this process against a target and checks the final state. */
+export const runScenario = async (target: Target, options: ScenarioOptions): Promise<ScenarioResult> => {
+  const holderIds = holderIdsOf(options.runId, options.holders)
+  for (const id of holderIds) await target.open(id)
+  const log = await contend(target, holderIds, options.contenders, options.durationMs)
+  return summarise(target, holderIds, options.contenders, [log])
 }

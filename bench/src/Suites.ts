@@ -4,16 +4,25 @@
  *
  * @module
  */
+import { randomUUID } from "node:crypto"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { MemoryStorage } from "@creditlock/memory"
+import { SqliteStorage } from "@creditlock/sqlite"
 import type { Target } from "./Harness.js"
+import type { SharedStore } from "./Targets.js"
 import { engineTarget } from "./targets/Engine.js"
 import { mapBaseline } from "./targets/MapBaseline.js"
+import { sqliteBaseline } from "./targets/SqliteBaseline.js"
 
 /** An adapter under test: how to make a library target and its baseline for one scenario. */
 export interface Suite {
   readonly adapter: string
   readonly library: () => Promise<Target>
   readonly baseline: () => Promise<Target>
+  /** A fresh store several processes can share, for the multi-process scenario. */
+  readonly shared?: () => SharedStore
   /** Tears down whatever the suite started (servers, files). */
   readonly close?: () => Promise<void>
 }
@@ -24,3 +33,20 @@ export const memorySuite = (): Suite => ({
   library: async () => engineTarget("CreditEngine + MemoryStorage", MemoryStorage.layer()),
   baseline: async () => mapBaseline(),
 })
+
+/** The SQLite adapter on a WAL file against raw better-sqlite3 with the same `synchronous`. */
+export const sqliteSuite = (synchronous: "FULL" | "NORMAL") => (): Suite => {
+  const dir = mkdtempSync(join(tmpdir(), "creditlock-bench-"))
+  const file = () => join(dir, `${randomUUID()}.sqlite`)
+  return {
+    adapter: `sqlite ${synchronous}`,
+    library: async () =>
+      engineTarget(
+        `CreditEngine + SqliteStorage ${synchronous}`,
+        SqliteStorage.layer({ filename: file(), synchronous }),
+      ),
+    baseline: async () => sqliteBaseline(file(), synchronous),
+    shared: () => ({ kind: "sqlite", filename: file(), synchronous }),
+    close: async () => rmSync(dir, { recursive: true, force: true }),
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * A benchmark child process: builds the target described on the command line, says "ready",
+ * waits for "go" on stdin, runs its contenders, and prints its contention log as JSON.
+ *
+ * @module
+ */
+import { createInterface } from "node:readline"
+import { contend } from "./Harness.js"
+import { type SharedStore, type Side, sharedTarget } from "./Targets.js"
+
+interface Job {
+  readonly store: SharedStore
+  readonly side: Side
+  readonly holderIds: ReadonlyArray<string>
+  readonly contenders: number
+  readonly durationMs: number
+  readonly first: number
+}
+
+const job = JSON.parse(process.argv[2] ?? "{}") as Job
+const target = sharedTarget(job.store, job.side)
+// Opening connects (and, for SQLite, migrates) before the clock starts.
+await target.read(job.holderIds[0] as string)
+const lines = createInterface({ input: process.stdin })
+console.log("ready")
+for await (const line of lines) if (line === "go") break
+const log = await contend(target, job.holderIds, job.contenders, job.durationMs, job.first)
+await target.close()
+console.log(JSON.stringify(log))
+lines.close()
