@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { execFileSync } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { cpus, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
@@ -51,12 +52,30 @@ const series = [...new Set(hot.map((r) => r.adapter))].flatMap((adapter) => {
   }
   return [library, baseline]
 })
+/** Runs a footprint script in its own process (so its heap is its own) and reads its JSON line. */
+const footprint = (script: string, args: ReadonlyArray<string>): Record<string, number> => {
+  const path = fileURLToPath(new URL(script, import.meta.url))
+  const out = execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", path, ...args], { encoding: "utf8" })
+  return JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as Record<string, number>
+}
+const memory = footprint("./FootprintMemory.ts", ["100000"])
+const disk = footprint("./FootprintSqlite.ts", ["10000", "10000"])
+const footprintTable = [
+  "| measure | value |",
+  "| --- | ---: |",
+  `| memory adapter: resident memory per 100k holders (each with one modification) | ${(memory.rssBytes ?? 0) / 2 ** 20 > 0 ? ((memory.rssBytes ?? 0) / 2 ** 20).toFixed(0) : "–"} MiB |`,
+  `| memory adapter: heap per holder | ${memory.bytesPerHolder} B |`,
+  `| SQLite file: bytes per holder (opened, one modification) | ${disk.bytesPerHolder} B |`,
+  `| SQLite file: bytes per further journal entry | ${disk.bytesPerJournalEntry} B |`,
+].join("\n")
+console.log(`## Footprint\n\n${footprintTable}\n`)
+
 const out = fileURLToPath(new URL("../results/", import.meta.url))
 mkdirSync(out, { recursive: true })
 writeFileSync(
   `${out}latest.json`,
-  `${JSON.stringify({ at: new Date().toISOString(), machine, plan, rows }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), machine, plan, rows, footprint: { memory, disk } }, null, 2)}\n`,
 )
 writeFileSync(`${out}hot-holder.svg`, throughputChart("Hot holder: lock → modify → unlock cycles/s", series))
-writeFileSync(`${out}latest.md`, `${table}\n`)
+writeFileSync(`${out}latest.md`, `${table}\n\n${footprintTable}\n`)
 console.log(`results: ${out}latest.json, ${out}hot-holder.svg`)
