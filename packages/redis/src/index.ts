@@ -1,1 +1,6 @@
-export {}
+/**
+ * @creditlock/redis: the `Storage` for @creditlock/core on Redis (ioredis), standalone or Cluster.
+ *
+ * @module
+ */
+export * as RedisStorage from "./RedisStorage.js"

@@ -1,0 +1,510 @@
+import { randomUUID } from "node:crypto"
+import { CreditEngine, encodeDocument, type HolderRef, holderKey, Storage } from "@creditlock/core"
+import { change, contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "@creditlock/test-suite"
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Config,
+  ConfigError,
+  ConfigProvider,
+  type Duration,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  Redacted,
+  Scope,
+} from "effect"
+import { Redis } from "ioredis"
+import { afterAll, beforeAll } from "vitest"
+import { RedisStorage } from "../src/index.js"
+import { escapeId, keyLayout } from "../src/internal/keys.js"
+import * as Scripts from "../src/internal/scripts.js"
+import { freePort, type RedisServer, requireBinary, requireRedis, startServer } from "./RedisServer.js"
+
+// Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
+requireRedis()
+
+let server: RedisServer | undefined
+let redis: Redis | undefined
+
+beforeAll(async () => {
+  server = await startServer()
+  redis = new Redis(server.url)
+})
+
+afterAll(async () => {
+  await redis?.quit()
+  await server?.dispose()
+})
+
+const url = () => {
+  if (server === undefined) throw new Error("the Redis server did not start")
+  return server.url
+}
+
+/** The inspection client: plain ioredis on the same server. */
+const raw = (): Redis => {
+  if (redis === undefined) throw new Error("the Redis server did not start")
+  return redis
+}
+
+const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
+
+const storageLayer = (prefix: string): StorageLayer =>
+  Layer.suspend(() => RedisStorage.layer({ url: url(), keyPrefix: prefix }))
+
+const withEngine = <A, E>(prefix: string, effect: Effect.Effect<A, E, CreditEngine | Storage>) =>
+  Effect.provide(effect, engineWith(storageLayer(prefix)))
+
+const uniquePrefix = (name: string) => `${name}-${randomUUID()}:`
+
+const keysUnder = (prefix: string) => promise(() => raw().keys(`${prefix}*`))
+
+describe("RedisStorage (standalone server)", () => {
+  describe("key layout", () => {
+    it.live("a holder, its journal, its entry maps and its customer index are tagged with the customer id", () => {
+      const prefix = uniquePrefix("layout")
+      return withEngine(
+        prefix,
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          // Braces, colons and percent signs are valid in ids and must not break the hash tag.
+          const ref: HolderRef = {
+            customerId: `c}{:%-${randomUUID()}`,
+            holderType: "contracts",
+            holderId: `s:{1}-${randomUUID()}`,
+          }
+          const balanceGroupId = `bg-${randomUUID()}`
+          yield* engine.openHolder(ref, { balanceGroupId })
+          const { lock } = yield* engine.lock(ref)
+          const modified = yield* engine.modify(ref, lock.key, change("GBP", 5, "layout", "ref-1"))
+          const journal = yield* engine.journal(ref)
+          const [opened, modification] = journal.entries
+          if (opened === undefined || modification === undefined) throw new Error("expected two entries")
+          expect(modification.id).toBe(modified.entryId)
+
+          const tag = `{${escapeId(ref.customerId)}}`
+          const part = `contracts:${escapeId(ref.holderId)}`
+          const base = `${prefix}cl:`
+          const expected = [
+            `${base}${tag}:h:${part}`,
+            `${base}${tag}:j:${part}`,
+            `${base}${tag}:ji:${part}`,
+            `${base}${tag}:jr:${part}`,
+            `${base}${tag}:ix:customer`,
+            `${base}{${escapeId(ref.holderId)}}:ix:subscription`,
+            `${base}{${balanceGroupId}}:ix:balanceGroup`,
+            `${base}{${opened.id}}:ix:order`,
+            `${base}{${modification.id}}:ix:order`,
+            `${base}{ref-1}:ix:order`,
+          ]
+          expect([...(yield* keysUnder(prefix))].sort()).toEqual([...expected].sort())
+          // The hash tag of every key of the customer is exactly the escaped customer id.
+          for (const key of expected.slice(0, 5)) {
+            const open = key.indexOf("{")
+            expect(key.slice(open, key.indexOf("}", open) + 1)).toBe(tag)
+          }
+
+          const holder = yield* promise(() => raw().hgetall(`${base}${tag}:h:${part}`))
+          expect(holder.rev).toBe("3")
+          const stored = yield* Effect.flatMap(Storage, (s) => s.load(ref))
+          expect(Option.map(stored, (s) => encodeDocument(s.document))).toEqual(Option.some(holder.doc))
+          expect(yield* promise(() => raw().llen(`${base}${tag}:j:${part}`))).toBe(2)
+          expect(yield* promise(() => raw().hgetall(`${base}${tag}:ji:${part}`))).toEqual({
+            [opened.id]: "1",
+            [modification.id]: "2",
+          })
+          expect(yield* promise(() => raw().hgetall(`${base}${tag}:jr:${part}`))).toEqual({ "ref-1": "2" })
+          expect(yield* promise(() => raw().smembers(`${base}${tag}:ix:customer`))).toEqual([holderKey(ref)])
+        }),
+      )
+    })
+
+    it.live("key prefixes keep deployments apart on one server", () => {
+      const a = uniquePrefix("tenant-a")
+      const b = uniquePrefix("tenant-b")
+      const ref = contract()
+      return Effect.gen(function* () {
+        yield* withEngine(
+          a,
+          Effect.gen(function* () {
+            const engine = yield* CreditEngine
+            yield* engine.openHolder(ref)
+            const { lock } = yield* engine.lock(ref)
+            yield* engine.modify(ref, lock.key, change("GBP", 10))
+          }),
+        )
+        yield* withEngine(
+          b,
+          Effect.gen(function* () {
+            const engine = yield* CreditEngine
+            expect((yield* Effect.flip(engine.getCredit(ref)))._tag).toBe("HolderNotFound")
+            expect((yield* engine.openHolder(ref)).created).toBe(true)
+            expect((yield* engine.getCredit(ref)).current.credit).toEqual([])
+          }),
+        )
+        const keysA = yield* keysUnder(a)
+        const keysB = yield* keysUnder(b)
+        expect(keysA.length).toBeGreaterThan(0)
+        expect(keysB.length).toBeGreaterThan(0)
+        expect(keysA.some((k) => keysB.includes(k))).toBe(false)
+      })
+    })
+
+    it.live("a key prefix with a brace, or a timeout that is not a duration, is refused", () =>
+      Effect.gen(function* () {
+        const error = yield* Effect.flip(Effect.scoped(RedisStorage.make({ url: url(), keyPrefix: "bad{prefix}:" })))
+        expect(error._tag).toBe("StorageUnavailable")
+        expect(error.detail).toContain("keyPrefix")
+        const timeout = yield* Effect.flip(
+          Effect.scoped(RedisStorage.make({ url: url(), commandTimeout: "soon" as unknown as Duration.DurationInput })),
+        )
+        expect(timeout.detail).toContain("commandTimeout")
+      }),
+    )
+  })
+
+  describe("clients", () => {
+    const connectedClients = () =>
+      promise(async () => Number(/connected_clients:(\d+)/.exec(await raw().info("clients"))?.[1]))
+
+    const eventually = (check: Effect.Effect<boolean>) =>
+      Effect.gen(function* () {
+        for (let i = 0; i < 100; i++) {
+          if (yield* check) return
+          yield* Effect.sleep("20 millis")
+        }
+        expect(yield* check).toBe(true)
+      })
+
+    it.live("a client the library opened is closed with the scope", () =>
+      Effect.gen(function* () {
+        const before = yield* connectedClients()
+        const scope = yield* Scope.make()
+        const storage = yield* Scope.extend(RedisStorage.make({ url: url() }), scope)
+        yield* storage.ping
+        expect(yield* connectedClients()).toBe(before + 1)
+        yield* Scope.close(scope, Exit.void)
+        yield* eventually(Effect.map(connectedClients(), (n) => n === before))
+      }),
+    )
+
+    it.live("the caller's client is used as it is and left open", () =>
+      Effect.gen(function* () {
+        const client = new Redis(url())
+        yield* Effect.addFinalizer(() => promise(() => client.quit()))
+        const ref = contract()
+        yield* Effect.provide(
+          Effect.flatMap(CreditEngine, (engine) => engine.openHolder(ref)),
+          engineWith(RedisStorage.layerFromClient(client, { keyPrefix: "own-client:" })),
+        )
+        expect(client.status).toBe("ready")
+        expect(yield* promise(() => client.ping())).toBe("PONG")
+        expect(yield* promise(() => client.exists(keyLayout("own-client:").holder(ref).holder))).toBe(1)
+      }).pipe(Effect.scoped),
+    )
+
+    it.live("a caller's lazy client is connected, and still not closed", () =>
+      Effect.gen(function* () {
+        const client = new Redis(url(), { lazyConnect: true })
+        yield* Effect.addFinalizer(() => promise(() => client.quit()))
+        expect(client.status).toBe("wait")
+        yield* Effect.flatMap(Effect.scoped(Layer.build(RedisStorage.layerFromClient(client))), (context) =>
+          Storage.pipe(
+            Effect.flatMap((s) => s.ping),
+            Effect.provide(context),
+          ),
+        )
+        expect(client.status).toBe("ready")
+      }).pipe(Effect.scoped),
+    )
+
+    it.live("a caller's client with ioredis's own keyPrefix is refused", () =>
+      Effect.gen(function* () {
+        const client = new Redis(url(), { keyPrefix: "x:" })
+        yield* Effect.addFinalizer(() => promise(() => client.quit()))
+        const error = yield* Effect.flip(RedisStorage.fromClient(client))
+        expect(error._tag).toBe("StorageUnavailable")
+        expect(error.detail).toContain("keyPrefix")
+      }).pipe(Effect.scoped),
+    )
+
+    it.live("a password is given as Redacted and never shows in errors", () =>
+      Effect.gen(function* () {
+        const password = `pw-${randomUUID()}`
+        const guarded = yield* Effect.acquireRelease(
+          promise(() => startServer({ args: ["--requirepass", password] })),
+          (s) => promise(() => s.dispose()),
+        )
+        const ping = (options: RedisStorage.RedisStorageOptions) =>
+          Effect.scoped(Effect.flatMap(RedisStorage.make({ port: guarded.port, ...options }), (s) => s.ping))
+        yield* ping({ password: Redacted.make(password) })
+        yield* ping({ url: Redacted.make(`redis://:${password}@127.0.0.1:${guarded.port}`) })
+        const wrong = `wrong-${randomUUID()}`
+        const refused = yield* Effect.flip(ping({ password: Redacted.make(wrong), connectTimeout: "2 seconds" }))
+        expect(refused._tag).toBe("StorageUnavailable")
+        expect(refused.detail).toContain("WRONGPASS")
+        expect(JSON.stringify(refused)).not.toContain(wrong)
+        expect(String(refused.cause)).not.toContain(wrong)
+        expect((yield* Effect.flip(ping({ connectTimeout: "2 seconds" })))._tag).toBe("StorageUnavailable")
+      }).pipe(Effect.scoped),
+    )
+
+    it.live("a server that cannot be reached fails the layer with StorageUnavailable, in bounded time", () =>
+      Effect.gen(function* () {
+        const port = yield* promise(freePort)
+        const started = Date.now()
+        const error = yield* Effect.flip(
+          Effect.scoped(RedisStorage.make({ port, connectTimeout: "500 millis", commandTimeout: "500 millis" })),
+        )
+        expect(error._tag).toBe("StorageUnavailable")
+        expect(Date.now() - started).toBeLessThan(3_000)
+      }),
+    )
+
+    it.live("layerConfig reads the options from Config", () =>
+      Effect.gen(function* () {
+        const prefix = uniquePrefix("config")
+        const ref = contract()
+        const configured = RedisStorage.layerConfig({
+          url: Config.redacted("REDIS_URL"),
+          keyPrefix: Config.string("REDIS_KEY_PREFIX"),
+          commandTimeout: Config.duration("REDIS_COMMAND_TIMEOUT"),
+        }).pipe(
+          Layer.provide(
+            Layer.setConfigProvider(
+              ConfigProvider.fromMap(
+                new Map([
+                  ["REDIS_URL", url()],
+                  ["REDIS_KEY_PREFIX", prefix],
+                  ["REDIS_COMMAND_TIMEOUT", "2 seconds"],
+                ]),
+              ),
+            ),
+          ),
+        )
+        yield* Effect.provide(
+          Effect.flatMap(CreditEngine, (engine) => engine.openHolder(ref)),
+          engineWith(configured),
+        )
+        expect(yield* promise(() => raw().exists(keyLayout(prefix).holder(ref).holder))).toBe(1)
+        const missing = yield* Effect.flip(
+          Layer.build(
+            RedisStorage.layerConfig({ url: Config.string("REDIS_URL") }).pipe(
+              Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map()))),
+            ),
+          ).pipe(Effect.scoped),
+        )
+        expect(ConfigError.isConfigError(missing)).toBe(true)
+      }),
+    )
+
+    it("a missing redis-server fails with how to install it", () => {
+      expect(() => requireBinary(`redis-server-missing-${randomUUID()}`)).toThrow(/apt-get install redis-server/)
+    })
+  })
+
+  describe("failures become StorageUnavailable", () => {
+    const prefix = uniquePrefix("corrupt")
+    const layout = keyLayout(prefix)
+
+    it.live("a document that does not decode", () =>
+      withEngine(
+        prefix,
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const key = layout.holder(ref).holder
+          yield* promise(() => raw().hset(key, "doc", "{not json"))
+          expect((yield* Effect.flip(engine.getCredit(ref)))._tag).toBe("StorageUnavailable")
+          yield* promise(() => raw().hset(key, "doc", JSON.stringify({ format: 99 })))
+          expect((yield* Effect.flip(engine.getCredit(ref))).detail).toContain("format")
+          yield* promise(() => raw().hset(key, "rev", "one"))
+          expect((yield* Effect.flip(engine.lock(ref)))._tag).toBe("StorageUnavailable")
+        }),
+      ),
+    )
+
+    it.live("a journal entry or an index member that does not decode", () =>
+      withEngine(
+        prefix,
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          yield* promise(() => raw().lset(layout.holder(ref).journal, 0, "]"))
+          expect((yield* Effect.flip(engine.journal(ref)))._tag).toBe("StorageUnavailable")
+          expect((yield* Effect.flip(engine.verify(ref)))._tag).toBe("StorageUnavailable")
+          yield* promise(() => raw().sadd(layout.index({ kind: "customer", value: ref.customerId }), "no-slashes"))
+          const storage = yield* Storage
+          expect((yield* Effect.flip(storage.lookup({ kind: "customer", value: ref.customerId })))._tag).toBe(
+            "StorageUnavailable",
+          )
+        }),
+      ),
+    )
+
+    it.live("a commit meeting a key of the wrong type writes nothing at all", () =>
+      withEngine(
+        prefix,
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const storage = yield* Storage
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const { lock } = yield* engine.lock(ref)
+          const keys = layout.holder(ref)
+          const before = yield* promise(() => raw().hgetall(keys.holder))
+          yield* promise(() => raw().del(keys.references))
+          yield* promise(() => raw().set(keys.references, "not a hash"))
+          const error = yield* Effect.flip(engine.modify(ref, lock.key, change("GBP", 7, "typed", "ref")))
+          expect(error._tag).toBe("StorageUnavailable")
+          expect(yield* promise(() => raw().hgetall(keys.holder))).toEqual(before)
+          expect(yield* storage.journal(ref, { afterSeq: 0, limit: 10 })).toHaveLength(1)
+          yield* promise(() => raw().del(keys.references))
+          yield* engine.modify(ref, lock.key, change("GBP", 7, "typed", "ref"))
+          expect((yield* engine.verify(ref)).ok).toBe(true)
+        }),
+      ),
+    )
+  })
+
+  describe("scripts", () => {
+    it.live("after SCRIPT FLUSH the scripts are loaded again and operations go on (NOSCRIPT)", () =>
+      withEngine(
+        uniquePrefix("noscript"),
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          yield* promise(() => raw().script("FLUSH"))
+          expect(yield* promise(() => raw().script("EXISTS", Scripts.commit.sha, Scripts.findEntry.sha))).toEqual([
+            0, 0,
+          ])
+          const { lock } = yield* engine.lock(ref)
+          yield* engine.modify(ref, lock.key, change("GBP", 3, "r", "ref-noscript"))
+          expect(yield* promise(() => raw().script("EXISTS", Scripts.commit.sha, Scripts.findEntry.sha))).toEqual([
+            1, 1,
+          ])
+          expect((yield* engine.modify(ref, lock.key, change("GBP", 3, "r", "ref-noscript"))).replayed).toBe(true)
+          expect((yield* engine.getCredit(ref)).current.credit[0]?.amount.value).toBe(3)
+        }),
+      ),
+    )
+
+    it.live("the same commit sent twice (a resend after a lost reply) is applied once and answered committed", () =>
+      Effect.gen(function* () {
+        const layout = keyLayout(uniquePrefix("resend"))
+        const ref = contract()
+        const keys = layout.holder(ref)
+        const run = (commitId: string, expected: string) =>
+          promise(() =>
+            raw().evalsha(
+              Scripts.commit.sha,
+              5,
+              keys.holder,
+              keys.journal,
+              keys.ids,
+              keys.references,
+              layout.index({ kind: "customer", value: ref.customerId }),
+              expected,
+              "1",
+              "{}",
+              commitId,
+              holderKey(ref),
+              "1",
+              '{"id":"e1"}',
+              "e1",
+              "0",
+              "",
+            ),
+          )
+        yield* promise(() => raw().script("LOAD", Scripts.commit.lua))
+        const commitId = randomUUID()
+        expect(yield* run(commitId, "absent")).toBe(1)
+        expect(yield* run(commitId, "absent")).toBe(1)
+        expect(yield* run(randomUUID(), "absent")).toBe(0)
+        expect(yield* promise(() => raw().llen(keys.journal))).toBe(1)
+        expect(yield* promise(() => raw().hget(keys.holder, "rev"))).toBe("1")
+      }),
+    )
+  })
+
+  describe("cross-slot indexes", () => {
+    it.live("a pointer left by a commit that failed is discarded by lookups' callers", () => {
+      const prefix = uniquePrefix("stale")
+      const layout = keyLayout(prefix)
+      return withEngine(
+        prefix,
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          const balanceGroupId = `bg-${randomUUID()}`
+          const journalKey = layout.holder(ref).journal
+          // Make the commit script fail after the pointers were written.
+          yield* promise(() => raw().set(journalKey, "not a list"))
+          expect((yield* Effect.flip(engine.openHolder(ref, { balanceGroupId })))._tag).toBe("StorageUnavailable")
+          const pointer = layout.index({ kind: "balanceGroup", value: balanceGroupId })
+          expect(yield* promise(() => raw().smembers(pointer))).toEqual([holderKey(ref)])
+          expect((yield* Effect.flip(engine.getCreditLimits(balanceGroupId)))._tag).toBe("HolderNotFound")
+          expect((yield* Effect.flip(engine.unlockCustomer({ subscriptionId: ref.holderId })))._tag).toBe(
+            "HolderNotFound",
+          )
+          yield* promise(() => raw().del(journalKey))
+          yield* engine.openHolder(ref, { balanceGroupId })
+          expect((yield* engine.getCreditLimits(balanceGroupId)).holder).toEqual(ref)
+        }),
+      )
+    })
+
+    it.live("rebuildIndexes restores every cross-slot pointer from the holders and journals", () => {
+      const prefix = uniquePrefix("rebuild")
+      const layout = keyLayout(prefix)
+      return withEngine(
+        prefix,
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const customerId = freshCustomer()
+          const sub = contract(customerId)
+          const cust = customerHolder(customerId)
+          const balanceGroupId = `bg-${randomUUID()}`
+          yield* engine.openHolder(sub, { balanceGroupId })
+          yield* engine.openHolder(cust)
+          const { lock } = yield* engine.lock(sub)
+          const modified = yield* engine.modify(sub, lock.key, change("GBP", 9, "r", `order-${customerId}`))
+
+          const indexKeys = (yield* keysUnder(prefix)).filter((k) => k.includes(":ix:"))
+          const crossSlot = indexKeys.filter((k) => !k.startsWith(`${prefix}cl:{${escapeId(customerId)}}`))
+          // subscription, balance group, three entry ids (two opens, one modification), one reference
+          expect(crossSlot).toHaveLength(6)
+          yield* promise(() => raw().del(...crossSlot))
+
+          expect((yield* Effect.flip(engine.unlockCustomer({ subscriptionId: sub.holderId })))._tag).toBe(
+            "HolderNotFound",
+          )
+          expect((yield* Effect.flip(engine.unlockCustomer({ orderId: modified.entryId })))._tag).toBe("HolderNotFound")
+          expect((yield* Effect.flip(engine.getCreditLimits(balanceGroupId)))._tag).toBe("HolderNotFound")
+
+          const report = yield* RedisStorage.rebuildIndexes(raw(), { keyPrefix: prefix, scanCount: 2 })
+          expect(report).toEqual({ holders: 2, entries: 3, indexed: 9, added: 6 })
+          expect([...(yield* keysUnder(prefix)).filter((k) => k.includes(":ix:"))].sort()).toEqual(
+            [...indexKeys].sort(),
+          )
+
+          expect((yield* engine.unlockCustomer({ subscriptionId: sub.holderId })).released).toHaveLength(1)
+          expect((yield* engine.unlockCustomer({ orderId: `order-${customerId}` })).customerId).toBe(customerId)
+          expect((yield* engine.unlockCustomer({ orderId: modified.entryId })).customerId).toBe(customerId)
+          expect((yield* engine.getCreditLimits(balanceGroupId)).holder).toEqual(sub)
+          expect(layout.index({ kind: "balanceGroup", value: balanceGroupId })).toBe(
+            `${prefix}cl:{${balanceGroupId}}:ix:balanceGroup`,
+          )
+
+          const again = yield* RedisStorage.rebuildIndexes(raw(), { keyPrefix: prefix })
+          expect(again.added).toBe(0)
+          expect(again.holders).toBe(2)
+        }),
+      )
+    })
+  })
+})
