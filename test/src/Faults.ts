@@ -5,12 +5,13 @@
  *
  * @module
  */
+import { randomUUID } from "node:crypto"
 import { CreditEngine, Storage, StorageUnavailable } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Ref } from "effect"
 import { change, contract, creditValue, type StorageLayer, snapshot } from "./Harness.js"
 
-type Mode = "ok" | "fail-before" | "fail-after"
+type Mode = "ok" | "fail-before" | "fail-after" | "fail-twin"
 
 /** Wraps the storage so the next commit can fail before it reaches the store, or after it applied. */
 const faulty = (mode: Ref.Ref<Mode>) =>
@@ -24,6 +25,11 @@ const faulty = (mode: Ref.Ref<Mode>) =>
             const lost = new StorageUnavailable({ detail: "connection reset" })
             if (m === "fail-before") return Effect.fail(lost)
             if (m === "fail-after") return Effect.zipRight(inner.commit(request), Effect.fail(lost))
+            if (m === "fail-twin") {
+              // Another decision, identical but for its entry ids, commits first; ours never lands.
+              const twin = { ...request, entries: request.entries.map((e) => ({ ...e, id: randomUUID() })) }
+              return Effect.zipRight(inner.commit(twin), Effect.fail(lost))
+            }
             return inner.commit(request)
           }),
       }),
@@ -53,8 +59,10 @@ export const faultTests = (storage: StorageLayer) => {
           expect(modified.replayed).toBe(false)
           yield* Ref.set(mode, "fail-before")
           expect((yield* Effect.flip(engine.modify(ref, lock.key, change("GBP", 2))))._tag).toBe("StorageUnavailable")
+          yield* Ref.set(mode, "fail-twin")
+          expect((yield* Effect.flip(engine.modify(ref, lock.key, change("GBP", 2))))._tag).toBe("StorageUnavailable")
           yield* engine.unlock(ref, lock.key)
-          expect(yield* creditValue(ref, "GBP")).toBe(40)
+          expect(yield* creditValue(ref, "GBP")).toBe(42)
           expect((yield* engine.verify(ref)).ok).toBe(true)
         }).pipe(Effect.provide(layer))
       }),

@@ -47,7 +47,6 @@ import {
   decideOpen,
   encodeDocument,
   entryIndexKeys,
-  type HolderDocument,
   HolderRef,
   holderIndexKeys,
   holderKey,
@@ -337,25 +336,28 @@ export const make = (
 
     /**
      * A commit that failed may still have been applied (the reply was lost). When the store
-     * answers again and holds exactly the document we wrote at the next revision, the commit
-     * happened; otherwise the original failure stands.
+     * answers again and holds exactly the document we wrote at the next revision — and, when the
+     * write appended journal entries, our first entry (its id is a fresh UUID, so a concurrent
+     * decision that produced an identical document cannot pass for ours) — the commit happened;
+     * otherwise the original failure stands.
      */
     const settleUnknownOutcome = (
       ref: HolderRef,
       expected: number | "absent",
-      document: HolderDocument,
+      write: Omit<CommitRequest, "ref" | "expected">,
       error: StorageUnavailable,
     ): Effect.Effect<"committed", StorageUnavailable> =>
-      storage.load(ref).pipe(
-        Effect.orElseFail(() => error),
-        Effect.flatMap((stored) =>
+      Effect.gen(function* () {
+        const stored = yield* storage.load(ref)
+        const sameDocument =
           Option.isSome(stored) &&
           stored.value.revision === (expected === "absent" ? 1 : expected + 1) &&
-          encodeDocument(stored.value.document) === encodeDocument(document)
-            ? Effect.succeed("committed" as const)
-            : Effect.fail(error),
-        ),
-      )
+          encodeDocument(stored.value.document) === encodeDocument(write.document)
+        if (!sameDocument) return yield* error
+        const [first] = write.entries
+        if (first !== undefined && Option.isNone(yield* storage.findEntry(ref, { id: first.id }))) return yield* error
+        return "committed" as const
+      }).pipe(Effect.catchAll(() => Effect.fail(error)))
 
     /** Load → decide → compare-and-set commit, retried on conflict. */
     const transact = <A, E>(
@@ -372,7 +374,7 @@ export const make = (
           const write = plan.write
           const outcome = yield* storage
             .commit({ ref, expected, ...write })
-            .pipe(Effect.catchAll((error) => settleUnknownOutcome(ref, expected, write.document, error)))
+            .pipe(Effect.catchAll((error) => settleUnknownOutcome(ref, expected, write, error)))
           if (outcome === "committed") {
             if (plan.events !== undefined && plan.events.length > 0) yield* PubSub.publishAll(hub, plan.events)
             return plan.result

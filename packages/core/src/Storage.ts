@@ -67,6 +67,9 @@ export class Storage extends Context.Tag("@creditlock/core/Storage")<
      * created), appends the journal entries and adds the index keys — all of it, or nothing — and
      * answers `"committed"`. Otherwise writes nothing and answers `"conflict"`. A commit that fails
      * with StorageUnavailable may or may not have been applied; the engine tells by reloading.
+     * An adapter must never resend a commit whose outcome it does not know (e.g. a driver's
+     * automatic retry after a reconnection): the resend would answer `"conflict"`, the engine
+     * would decide again, and a modification could be applied twice.
      */
     readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageUnavailable>
 
