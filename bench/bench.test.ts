@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { runSuite, smokePlan } from "./src/Bench.js"
-import { memorySuite, type Suite, sqliteSuite } from "./src/Suites.js"
+import { memorySuite, redisSuite, type Suite, sqliteSuite } from "./src/Suites.js"
 
 /** `pnpm bench:smoke`: every scenario runs and loses nothing. No speed is asserted. */
 describe("bench smoke", () => {
@@ -8,6 +8,7 @@ describe("bench smoke", () => {
     ["memory", memorySuite],
     ["sqlite FULL", sqliteSuite("FULL")],
     ["sqlite NORMAL", sqliteSuite("NORMAL")],
+    ["redis", redisSuite],
   ] as const)(
     "%s: every scenario executes, on the library and the baseline, with no lost or duplicated update",
     async (_, make: () => Suite) => {

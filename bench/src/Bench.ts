@@ -69,11 +69,11 @@ export const runSuite = async (
     rows.push({ adapter: suite.adapter, scenario: s.scenario, library, baseline })
   }
   if (suite.shared !== undefined) {
-    const library = await runMultiProcess(suite.shared(), "library", {
+    const library = await runMultiProcess(await suite.shared(), "library", {
       ...plan.multiProcess,
       durationMs: plan.durationMs,
     })
-    const baseline = await runMultiProcess(suite.shared(), "baseline", {
+    const baseline = await runMultiProcess(await suite.shared(), "baseline", {
       ...plan.multiProcess,
       durationMs: plan.durationMs,
     })

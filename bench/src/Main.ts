@@ -13,14 +13,14 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { fullPlan, runSuite } from "./Bench.js"
 import { type Comparison, markdownTable, throughputChart } from "./Report.js"
-import { memorySuite, type Suite, sqliteSuite } from "./Suites.js"
+import { memorySuite, redisSuite, type Suite, sqliteSuite } from "./Suites.js"
 
 const { values } = parseArgs({
   options: { duration: { type: "string", default: "2000" }, only: { type: "string" } },
 })
 const plan = fullPlan(Number(values.duration))
 const wanted = values.only?.split(",")
-const suites: Array<() => Suite> = [memorySuite, sqliteSuite("FULL"), sqliteSuite("NORMAL")]
+const suites: Array<() => Suite> = [memorySuite, sqliteSuite("FULL"), sqliteSuite("NORMAL"), redisSuite]
 
 const rows: Array<Comparison> = []
 for (const make of suites) {

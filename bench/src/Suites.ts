@@ -9,11 +9,14 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { MemoryStorage } from "@creditlock/memory"
+import { RedisStorage } from "@creditlock/redis"
 import { SqliteStorage } from "@creditlock/sqlite"
+import { type RedisServer, startServer } from "@creditlock/test-suite/redis-server"
 import type { Target } from "./Harness.js"
 import type { SharedStore } from "./Targets.js"
 import { engineTarget } from "./targets/Engine.js"
 import { mapBaseline } from "./targets/MapBaseline.js"
+import { redisBaseline } from "./targets/RedisBaseline.js"
 import { sqliteBaseline } from "./targets/SqliteBaseline.js"
 
 /** An adapter under test: how to make a library target and its baseline for one scenario. */
@@ -22,7 +25,7 @@ export interface Suite {
   readonly library: () => Promise<Target>
   readonly baseline: () => Promise<Target>
   /** A fresh store several processes can share, for the multi-process scenario. */
-  readonly shared?: () => SharedStore
+  readonly shared?: () => Promise<SharedStore>
   /** Tears down whatever the suite started (servers, files). */
   readonly close?: () => Promise<void>
 }
@@ -46,7 +49,27 @@ export const sqliteSuite = (synchronous: "FULL" | "NORMAL") => (): Suite => {
         SqliteStorage.layer({ filename: file(), synchronous }),
       ),
     baseline: async () => sqliteBaseline(file(), synchronous),
-    shared: () => ({ kind: "sqlite", filename: file(), synchronous }),
+    shared: async () => ({ kind: "sqlite", filename: file(), synchronous }),
     close: async () => rmSync(dir, { recursive: true, force: true }),
+  }
+}
+
+/** The Redis adapter on a redis-server started for the run, against raw ioredis + Lua. */
+export const redisSuite = (): Suite => {
+  let server: Promise<RedisServer> | undefined
+  const url = async () => {
+    server ??= startServer()
+    return (await server).url
+  }
+  const prefix = () => `bench-${randomUUID()}:`
+  return {
+    adapter: "redis",
+    library: async () =>
+      engineTarget("CreditEngine + RedisStorage", RedisStorage.layer({ url: await url(), keyPrefix: prefix() })),
+    baseline: async () => redisBaseline(await url(), prefix()),
+    shared: async () => ({ kind: "redis", url: await url(), keyPrefix: prefix() }),
+    close: async () => {
+      if (server !== undefined) await (await server).dispose()
+    },
   }
 }

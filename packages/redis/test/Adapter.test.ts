@@ -19,7 +19,7 @@ import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { escapeId, keyLayout } from "../src/internal/keys.js"
 import * as Scripts from "../src/internal/scripts.js"
-import { freePort, type RedisServer, requireBinary, requireRedis, startServer } from "./RedisServer.js"
+import { freePort, type RedisServer, requireBinary, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()

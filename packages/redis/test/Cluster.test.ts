@@ -8,7 +8,7 @@ import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { escapeId, keyLayout } from "../src/internal/keys.js"
 import { multiClientRun } from "./Load.js"
-import { type RedisCluster, requireRedis, startCluster } from "./RedisServer.js"
+import { type RedisCluster, requireRedis, startCluster } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()

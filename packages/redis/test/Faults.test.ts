@@ -5,7 +5,7 @@ import { Duration, Effect, Fiber, Layer, Schedule } from "effect"
 import { Cluster, Redis } from "ioredis"
 import { RedisStorage } from "../src/index.js"
 import { emptyLog, multiClientRun, runWorker, sharedHolders, wholeJournal } from "./Load.js"
-import { awaitClusterState, type RedisServer, requireRedis, startCluster, startServer } from "./RedisServer.js"
+import { awaitClusterState, type RedisServer, requireRedis, startCluster, startServer } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()

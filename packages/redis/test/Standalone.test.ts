@@ -4,7 +4,7 @@ import { Effect, Layer } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { multiClientRun } from "./Load.js"
-import { type RedisServer, requireRedis, startServer } from "./RedisServer.js"
+import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()
