@@ -1,6 +1,6 @@
 /**
  * Quickstart with the Promise facade, for services that do not use Effect.
- * Run with `pnpm start` (or `pnpm exec tsx examples/quickstart-promise.ts`).
+ * Run with `pnpm exec tsx examples/quickstart-promise.ts`.
  */
 import { CreditError, createCreditEngine } from "@creditlock/core"
 import { MemoryStorage } from "@creditlock/memory"

@@ -1,0 +1,297 @@
+/**
+ * The HTTP API of creditlock, defined once with @effect/platform's `HttpApi`. The server, the
+ * OpenAPI document (`/openapi.json`), the Swagger UI (`/docs`) and the typed client are all
+ * derived from this definition.
+ *
+ * Groups:
+ * - `credit` — Bento's credit API: read, lock, modify, unlock; plus opening a holder and its journal;
+ * - `customer` — Trackfinity's administrative customer unlock;
+ * - `billingCare` — Oracle Billing Care / BRM's credit limits of a balance group;
+ * - `ops` — health (public).
+ *
+ * @module
+ */
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { Authentication } from "./Auth.js"
+import {
+  AmountOutOfRangeProblem,
+  CreditLimitExceededProblem,
+  CreditLockedProblem,
+  DuplicateCreditTypeProblem,
+  ForbiddenProblem,
+  HolderNotFoundProblem,
+  IdempotencyConflictProblem,
+  InsufficientCreditProblem,
+  InternalErrorProblem,
+  InvalidRequestProblem,
+  LockKeyMismatchProblem,
+  LockNotHeldProblem,
+  PayloadTooLargeProblem,
+  RouteNotFoundProblem,
+  StorageUnavailableProblem,
+  UnsupportedMediaTypeProblem,
+  UnsupportedResourceProblem,
+} from "./Problem.js"
+import {
+  BalanceGroupPath,
+  CreditLimitBody,
+  CreditLimitsResponse,
+  CreditResponse,
+  CustomerUnlockBody,
+  HealthResponse,
+  HolderAlreadyOpen,
+  HolderOpened,
+  HolderPath,
+  JournalParams,
+  JournalResponse,
+  LockResponse,
+  ModifyBody,
+  ModifyHeaders,
+  ModifyResponse,
+  OpenHolderBody,
+  UnlockBody,
+} from "./Representation.js"
+
+/** The path of one holder. */
+const holder = "/credit/v1/customers/:customerId/:holderType/:holderId" as const
+
+/** The path of a balance group's credit limits. */
+const creditLimit = "/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/:id" as const
+
+/** Bento's credit API, plus opening a holder and reading its journal. */
+export class CreditGroup extends HttpApiGroup.make("credit")
+  .add(
+    HttpApiEndpoint.get("getCredit", holder)
+      .setPath(HolderPath)
+      .addSuccess(CreditResponse)
+      .addError(HolderNotFoundProblem)
+      .annotateContext(
+        OpenApi.annotations({ summary: "The holder's current credit, one entry per currency (minor units)" }),
+      ),
+  )
+  .add(
+    HttpApiEndpoint.put("openHolder", holder)
+      .setPath(HolderPath)
+      .setPayload(OpenHolderBody)
+      .addSuccess(HolderOpened, { status: 201 })
+      .addSuccess(HolderAlreadyOpen, { status: 200 })
+      .addError(IdempotencyConflictProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Open a holder (idempotent): 201 when created, 200 when it was open already",
+          description: "The body may be empty. A different balanceGroupId for a holder that is open already → 409.",
+        }),
+      ),
+  )
+  .add(
+    HttpApiEndpoint.put("lock", `${holder}/_lock`)
+      .setPath(HolderPath)
+      .addSuccess(LockResponse, { status: 201 })
+      .addError(HolderNotFoundProblem)
+      .addError(CreditLockedProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Lock the credit; the key is needed to modify and unlock",
+          description: "A live lock held by anyone → 423 CREDIT_LOCKED. Locks expire (120 s by default).",
+        }),
+      ),
+  )
+  .add(
+    HttpApiEndpoint.put("modify", `${holder}/_modify`)
+      .setPath(HolderPath)
+      .setHeaders(ModifyHeaders)
+      .setPayload(ModifyBody)
+      .addSuccess(ModifyResponse)
+      .addError(HolderNotFoundProblem)
+      .addError(IdempotencyConflictProblem)
+      .addError(DuplicateCreditTypeProblem)
+      .addError(InsufficientCreditProblem)
+      .addError(CreditLimitExceededProblem)
+      .addError(AmountOutOfRangeProblem)
+      .addError(LockNotHeldProblem)
+      .addError(LockKeyMismatchProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Apply modifications all-or-nothing under the lock (X-Lock-Key)",
+          description:
+            "Values are in the currency's minor unit. With Idempotency-Key, a retry of the same request returns the original result; the same key with a different request → 409.",
+        }),
+      ),
+  )
+  .add(
+    HttpApiEndpoint.put("unlock", `${holder}/_unlock`)
+      .setPath(HolderPath)
+      .setPayload(UnlockBody)
+      .addSuccess(HttpApiSchema.NoContent)
+      .addError(HolderNotFoundProblem)
+      .addError(LockKeyMismatchProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Release the lock held with this key (no live lock → 204 as well)",
+        }),
+      ),
+  )
+  .add(
+    HttpApiEndpoint.get("journal", `${holder}/journal`)
+      .setPath(HolderPath)
+      .setUrlParams(JournalParams)
+      .addSuccess(JournalResponse)
+      .addError(HolderNotFoundProblem)
+      .annotateContext(OpenApi.annotations({ summary: "A page of the holder's journal, oldest first" })),
+  )
+  .addError(ForbiddenProblem)
+  .middleware(Authentication)
+  .annotateContext(OpenApi.annotations({ title: "credit", description: "Credit holders, locks and modifications" })) {}
+
+/** Trackfinity's administrative customer unlock. */
+export class CustomerGroup extends HttpApiGroup.make("customer")
+  .add(
+    HttpApiEndpoint.patch("unlockCustomer", "/customer/unlock")
+      .setPayload(
+        Schema.Union(CustomerUnlockBody, HttpApiSchema.withEncoding(CustomerUnlockBody, { kind: "UrlParams" })),
+      )
+      .addSuccess(Schema.Literal(true))
+      .addError(HolderNotFoundProblem)
+      .addError(IdempotencyConflictProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Release every live lock of a customer, found by customer_id, subscription_id or orderid",
+          description:
+            "Form-encoded or JSON. Nothing found → 404; a lookup matching several customers → 409, nothing unlocked. A credential limited to some customers may unlock by customer_id only.",
+        }),
+      ),
+  )
+  .addError(ForbiddenProblem)
+  .middleware(Authentication)
+  .annotateContext(OpenApi.annotations({ title: "customer", description: "Administrative customer operations" })) {}
+
+/** Oracle Billing Care / BRM credit limits of a balance group. */
+export class BillingCareGroup extends HttpApiGroup.make("billingCare")
+  .add(
+    HttpApiEndpoint.post("setCreditLimits", creditLimit)
+      .setPath(BalanceGroupPath)
+      .setPayload(CreditLimitBody)
+      .addSuccess(Schema.Literal("Ok").pipe(HttpApiSchema.withEncoding({ kind: "Text" })), { status: 201 })
+      .addError(HolderNotFoundProblem)
+      .addError(IdempotencyConflictProblem)
+      .addError(UnsupportedResourceProblem)
+      .addError(AmountOutOfRangeProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Create or change the credit limits of one resource (currency) of a balance group",
+          description:
+            "BRM's body; amounts in major units (number or decimal string); resourceId is the ISO 4217 numeric code. dynamicFloor and rollUp are stored and returned unchanged.",
+        }),
+      ),
+  )
+  .add(
+    HttpApiEndpoint.get("getCreditLimits", creditLimit)
+      .setPath(BalanceGroupPath)
+      .addSuccess(CreditLimitsResponse)
+      .addError(HolderNotFoundProblem)
+      .addError(IdempotencyConflictProblem)
+      .annotateContext(
+        OpenApi.annotations({ summary: "The balance group's credit limits and the limit in force now" }),
+      ),
+  )
+  .addError(ForbiddenProblem)
+  .middleware(Authentication)
+  .annotateContext(OpenApi.annotations({ title: "billing-care", description: "Credit limits (Oracle BRM)" })) {}
+
+/** Operations: health (no credential needed). */
+export class OpsGroup extends HttpApiGroup.make("ops")
+  .add(
+    HttpApiEndpoint.get("health", "/healthz")
+      .addSuccess(HealthResponse)
+      .annotateContext(OpenApi.annotations({ summary: "200 when the storage answers, else 503" })),
+  )
+  .annotateContext(OpenApi.annotations({ title: "ops", description: "Health" })) {}
+
+/** Adds `api-username` to the OpenAPI document: it accompanies `api-key` (both are required together). */
+const documentApiUsername = (spec: Record<string, unknown>): Record<string, unknown> => {
+  const components = (spec.components ?? {}) as { securitySchemes?: Record<string, unknown> }
+  const securitySchemes = {
+    ...components.securitySchemes,
+    apiUsername: {
+      type: "apiKey",
+      name: "api-username",
+      in: "header",
+      description: "The credential's username; sent together with 'api-key'.",
+    },
+  }
+  const paths = (spec.paths ?? {}) as Record<string, Record<string, { security?: Array<Record<string, unknown>> }>>
+  const nextPaths = Object.fromEntries(
+    Object.entries(paths).map(([path, item]) => [
+      path,
+      Object.fromEntries(
+        Object.entries(item).map(([method, op]) => [
+          method,
+          op.security === undefined
+            ? op
+            : {
+                ...op,
+                security: op.security.map((requirement) =>
+                  "apiKey" in requirement ? { ...requirement, apiUsername: [] } : requirement,
+                ),
+              },
+        ]),
+      ),
+    ]),
+  )
+  return { ...spec, components: { ...components, securitySchemes }, paths: nextPaths }
+}
+
+const decodeErrorRef = "#/components/schemas/HttpApiDecodeError"
+
+/**
+ * Removes @effect/platform's own decode-error body from the document: the server never sends it
+ * (every malformed request is answered with the 400 problem body, INVALID_REQUEST).
+ */
+const withoutDecodeError = (spec: Record<string, unknown>): Record<string, unknown> => {
+  type Media = { schema?: { anyOf?: Array<{ $ref?: string }>; $ref?: string } }
+  type Response = { description?: string; content?: Record<string, Media> }
+  const paths = (spec.paths ?? {}) as Record<string, Record<string, { responses?: Record<string, Response> }>>
+  for (const item of Object.values(paths)) {
+    for (const op of Object.values(item)) {
+      const bad = op.responses?.["400"]
+      if (bad === undefined) continue
+      for (const media of Object.values(bad.content ?? {})) {
+        const anyOf = media.schema?.anyOf?.filter((s) => s.$ref !== decodeErrorRef)
+        if (anyOf !== undefined) media.schema = anyOf.length === 1 ? (anyOf[0] ?? {}) : { anyOf }
+      }
+      bad.description = "The request is malformed: path, query, headers or body (code INVALID_REQUEST)"
+    }
+  }
+  const components = (spec.components ?? {}) as { schemas?: Record<string, unknown> }
+  const {
+    HttpApiDecodeError: _decodeError,
+    Issue: _issue,
+    PropertyKey: _propertyKey,
+    ...schemas
+  } = components.schemas ?? {}
+  return { ...spec, components: { ...components, schemas } }
+}
+
+/** The whole API. Errors every route may answer are declared once, here. */
+export class CreditLockApi extends HttpApi.make("creditlock")
+  .add(CreditGroup)
+  .add(CustomerGroup)
+  .add(BillingCareGroup)
+  .add(OpsGroup)
+  .addError(InvalidRequestProblem)
+  .addError(RouteNotFoundProblem)
+  .addError(PayloadTooLargeProblem)
+  .addError(UnsupportedMediaTypeProblem)
+  .addError(InternalErrorProblem)
+  .addError(StorageUnavailableProblem)
+  .annotateContext(
+    OpenApi.annotations({
+      title: "creditlock",
+      version: "0.1.0",
+      description:
+        "Credit holders, pessimistic credit locks, monetary modifications with an immutable journal, and credit limits. Every error answers with { error: [ { status, title, detail, code } ] }.",
+      license: { name: "MIT", url: "https://opensource.org/licenses/MIT" },
+      transform: (spec) => withoutDecodeError(documentApiUsername(spec)),
+    }),
+  ) {}

@@ -1,0 +1,299 @@
+/**
+ * Authentication and authorisation of the HTTP API.
+ *
+ * Credentials are configured as a JSON array (the `CREDIT_CREDENTIALS` environment variable):
+ * `[{ "token": "…", "username"?: "…", "customers": ["*" | customerId, …] }]`. A credential without
+ * a username is presented as `Authorization: Bearer <token>`; one with a username as the headers
+ * `api-key: <token>` and `api-username: <username>`. Tokens are held as `Redacted` values, are
+ * compared as SHA-256 digests in constant time against every configured credential, and are never
+ * logged or echoed.
+ *
+ * A request without a credential, or with one that matches none, is refused with 401. A known
+ * credential acting on a customer outside its `customers` list is refused with 403. Each credential
+ * has its own rate limit (a token bucket); beyond it requests are refused with 429 and `Retry-After`.
+ *
+ * @module
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
+import { Forbidden, Id, RateLimited, Unauthorized } from "@creditlock/core"
+import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
+import { Clock, Context, Duration, Effect, Either, Exit, Layer, Redacted, Schema } from "effect"
+import { RateLimitedProblem, UnauthorizedProblem } from "./Problem.js"
+
+/** One configured credential. */
+export interface Credential {
+  /** The secret, presented as a Bearer token or as `api-key`. */
+  readonly token: Redacted.Redacted<string>
+  /** When set, the credential is presented as `api-key` + `api-username`. */
+  readonly username?: string | undefined
+  /** The customers this credential may act on; `"*"` means all (an administrator). */
+  readonly customers: ReadonlyArray<string>
+}
+
+/** Who a request acts as: a configured credential, named for logs without revealing its token. */
+export class Principal extends Context.Tag("@creditlock/http/Principal")<
+  Principal,
+  {
+    /** `username`, or `credential #n` (1-based position in the configuration) for a Bearer credential. */
+    readonly name: string
+    /** True when the credential may act on every customer. */
+    readonly admin: boolean
+    /** Whether the credential may act on `customerId`. */
+    readonly allows: (customerId: string) => boolean
+  }
+>() {}
+
+/** Fails with Forbidden unless the request's credential may act on `customerId`. */
+export const requireCustomer = (customerId: string): Effect.Effect<void, Forbidden, Principal> =>
+  Effect.flatMap(Principal, (principal) =>
+    principal.allows(customerId)
+      ? Effect.void
+      : Effect.fail(new Forbidden({ detail: `this credential may not act on customer "${customerId}"` })),
+  )
+
+/** Fails with Forbidden unless the request's credential may act on every customer. */
+export const requireAdmin = (what: string): Effect.Effect<void, Forbidden, Principal> =>
+  Effect.flatMap(Principal, (principal) =>
+    principal.admin
+      ? Effect.void
+      : Effect.fail(new Forbidden({ detail: `${what} needs a credential for all customers ("*")` })),
+  )
+
+/** A rate limit: at most `limit` requests per `window`, per credential (a token bucket refilled evenly). */
+export interface RateLimit {
+  readonly limit: number
+  readonly window: Duration.DurationInput
+}
+
+/** The default rate limit: 6,000 requests per minute per credential. */
+export const DEFAULT_RATE_LIMIT: RateLimit = { limit: 6_000, window: Duration.minutes(1) }
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const unsafeText = /[\s\u0000-\u001f\u007f]/
+const isId = Schema.is(Id)
+
+/**
+ * Reads the credentials configuration (the JSON text of `CREDIT_CREDENTIALS`). Error messages name
+ * the offending position and field, never a token's value.
+ */
+export const parseCredentials = (json: string): Either.Either<ReadonlyArray<Credential>, string> => {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    return Either.left("CREDIT_CREDENTIALS is not valid JSON")
+  }
+  if (!Array.isArray(value) || value.length === 0) {
+    return Either.left("CREDIT_CREDENTIALS must be a non-empty JSON array of credentials")
+  }
+  const credentials: Array<Credential> = []
+  for (const [i, entry] of value.entries()) {
+    const at = `CREDIT_CREDENTIALS[${i}]`
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      return Either.left(`${at} must be an object { token, username?, customers }`)
+    }
+    const unknownKeys = Object.keys(entry).filter((k) => k !== "token" && k !== "username" && k !== "customers")
+    if (unknownKeys.length > 0) return Either.left(`${at} has unknown fields: ${unknownKeys.join(", ")}`)
+    const { token, username, customers } = entry as Record<string, unknown>
+    if (typeof token !== "string" || token.length < 1 || token.length > 1024 || unsafeText.test(token)) {
+      return Either.left(`${at}.token must be a string of 1–1024 characters without whitespace or control characters`)
+    }
+    if (
+      username !== undefined &&
+      (typeof username !== "string" || username.length < 1 || username.length > 256 || unsafeText.test(username))
+    ) {
+      return Either.left(`${at}.username must be a string of 1–256 characters without whitespace or control characters`)
+    }
+    if (
+      !Array.isArray(customers) ||
+      customers.length === 0 ||
+      !customers.every((c) => c === "*" || (typeof c === "string" && isId(c)))
+    ) {
+      return Either.left(`${at}.customers must be a non-empty array of customer ids or "*"`)
+    }
+    const duplicate = credentials.findIndex(
+      (other) => other.username === username && Redacted.value(other.token) === token,
+    )
+    if (duplicate >= 0) return Either.left(`${at} repeats CREDIT_CREDENTIALS[${duplicate}]`)
+    credentials.push({
+      token: Redacted.make(token),
+      ...(username === undefined ? {} : { username }),
+      customers: customers as ReadonlyArray<string>,
+    })
+  }
+  return Either.right(credentials)
+}
+
+/** A fresh administrator credential (`customers: ["*"]`) with a random 256-bit Bearer token. */
+export const generateAdminCredential = (): Credential => ({
+  token: Redacted.make(randomBytes(32).toString("base64url")),
+  customers: ["*"],
+})
+
+const digest = (text: string): Buffer => createHash("sha256").update(text, "utf8").digest()
+
+interface Entry {
+  readonly name: string
+  readonly tokenDigest: Buffer
+  readonly usernameDigest: Buffer | null
+  readonly admin: boolean
+  readonly customers: ReadonlySet<string>
+}
+
+/** Per-credential token buckets. */
+const makeBuckets = (rateLimit: RateLimit) => {
+  const capacity = rateLimit.limit
+  const windowMillis = Duration.toMillis(Duration.decode(rateLimit.window))
+  const refillPerMilli = capacity / windowMillis
+  const buckets = new Map<string, { tokens: number; at: number }>()
+  /** Takes one token; returns 0 when granted, else the seconds until a token is available. */
+  return (name: string, now: number): number => {
+    const bucket = buckets.get(name) ?? { tokens: capacity, at: now }
+    const tokens = Math.min(capacity, bucket.tokens + Math.max(0, now - bucket.at) * refillPerMilli)
+    if (tokens >= 1) {
+      buckets.set(name, { tokens: tokens - 1, at: now })
+      return 0
+    }
+    buckets.set(name, { tokens, at: now })
+    return Math.max(1, Math.ceil((1 - tokens) / refillPerMilli / 1000))
+  }
+}
+
+const headerValue = (headers: Readonly<Record<string, string | undefined>>, name: string): string | undefined => {
+  const value = headers[name]
+  return value === undefined || value === "" ? undefined : value
+}
+
+/** What authenticating one request concluded. */
+type Outcome = Exit.Exit<Principal["Type"], Unauthorized | RateLimited>
+
+/**
+ * The authenticator over a list of credentials: identifies the credential of a request (constant
+ * time over all credentials) and applies its rate limit. Each request is authenticated once, however
+ * many security schemes consult it.
+ */
+export const makeAuthenticator = (
+  credentials: ReadonlyArray<Credential>,
+  rateLimit: RateLimit = DEFAULT_RATE_LIMIT,
+): ((request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Principal["Type"], Unauthorized | RateLimited>) => {
+  const entries: ReadonlyArray<Entry> = credentials.map((c, i) => ({
+    name: c.username ?? `credential #${i + 1}`,
+    tokenDigest: digest(Redacted.value(c.token)),
+    usernameDigest: c.username === undefined ? null : digest(c.username),
+    admin: c.customers.includes("*"),
+    customers: new Set(c.customers),
+  }))
+  const takeToken = makeBuckets(rateLimit)
+  const decided = new WeakMap<HttpServerRequest.HttpServerRequest, Outcome>()
+
+  /** The credential matching a presented token (and username), comparing against every entry. */
+  const match = (token: string, username: string | undefined): Entry | undefined => {
+    const tokenDigest = digest(token)
+    const usernameDigest = username === undefined ? null : digest(username)
+    let found: Entry | undefined
+    for (const entry of entries) {
+      const tokenOk = timingSafeEqual(entry.tokenDigest, tokenDigest)
+      const usernameOk =
+        entry.usernameDigest === null || usernameDigest === null
+          ? entry.usernameDigest === usernameDigest
+          : timingSafeEqual(entry.usernameDigest, usernameDigest)
+      if (tokenOk && usernameOk && found === undefined) found = entry
+    }
+    return found
+  }
+
+  const identify = (request: HttpServerRequest.HttpServerRequest): Either.Either<Entry, Unauthorized> => {
+    const authorization = headerValue(request.headers, "authorization")
+    const apiKey = headerValue(request.headers, "api-key")
+    const apiUsername = headerValue(request.headers, "api-username")
+    if (authorization !== undefined) {
+      const bearer = /^Bearer +(\S+) *$/i.exec(authorization)
+      if (bearer?.[1] === undefined) {
+        return Either.left(new Unauthorized({ detail: "the Authorization header must be 'Bearer <token>'" }))
+      }
+      const entry = match(bearer[1], undefined)
+      return entry === undefined
+        ? Either.left(new Unauthorized({ detail: "the Bearer token is not a known credential" }))
+        : Either.right(entry)
+    }
+    if (apiKey !== undefined) {
+      if (apiUsername === undefined) {
+        return Either.left(new Unauthorized({ detail: "the api-key header needs an api-username header" }))
+      }
+      const entry = match(apiKey, apiUsername)
+      return entry === undefined
+        ? Either.left(new Unauthorized({ detail: "the api-key and api-username are not a known credential" }))
+        : Either.right(entry)
+    }
+    return Either.left(
+      new Unauthorized({
+        detail: "a credential is required: 'Authorization: Bearer <token>', or 'api-key' with 'api-username'",
+      }),
+    )
+  }
+
+  const decide = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Outcome> =>
+    Effect.map(Clock.currentTimeMillis, (now): Outcome => {
+      const identified = identify(request)
+      if (Either.isLeft(identified)) return Exit.fail(identified.left)
+      const entry = identified.right
+      const wait = takeToken(entry.name, now)
+      if (wait > 0) {
+        return Exit.fail(
+          new RateLimited({
+            detail: `the rate limit of ${rateLimit.limit} requests per ${Duration.format(Duration.decode(rateLimit.window))} for this credential is exhausted`,
+            retryAfterSeconds: wait,
+          }),
+        )
+      }
+      return Exit.succeed({
+        name: entry.name,
+        admin: entry.admin,
+        allows: (customerId) => entry.admin || entry.customers.has(customerId),
+      })
+    })
+
+  return (request) =>
+    Effect.suspend(() => {
+      const known = decided.get(request)
+      if (known !== undefined) return known
+      return Effect.flatMap(decide(request), (outcome) => {
+        decided.set(request, outcome)
+        return outcome
+      })
+    })
+}
+
+/** The `api-key` security scheme (its companion header `api-username` is documented alongside). */
+export const apiKeySecurity = HttpApiSecurity.apiKey({ key: "api-key", in: "header" }).pipe(
+  HttpApiSecurity.annotate(
+    OpenApi.Description,
+    "The credential's token, with its username in the 'api-username' header (credentials that have a username).",
+  ),
+)
+
+/** The Bearer security scheme. */
+export const bearerSecurity = HttpApiSecurity.bearer.pipe(
+  HttpApiSecurity.annotate(OpenApi.Description, "The credential's token (credentials without a username)."),
+)
+
+/**
+ * The authentication middleware of every route but the public ones: provides the {@link Principal}
+ * or fails with 401 Unauthorized or 429 RateLimited.
+ */
+export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("@creditlock/http/Authentication", {
+  failure: Schema.Union(UnauthorizedProblem, RateLimitedProblem),
+  provides: Principal,
+  security: { bearer: bearerSecurity, apiKey: apiKeySecurity },
+}) {
+  /** The middleware over these credentials and rate limit. */
+  static readonly layer = (
+    credentials: ReadonlyArray<Credential>,
+    rateLimit: RateLimit = DEFAULT_RATE_LIMIT,
+  ): Layer.Layer<Authentication> => {
+    const authenticate = makeAuthenticator(credentials, rateLimit)
+    // Both schemes consult the same per-request decision, whatever header carried the credential.
+    const viaRequest = () => Effect.flatMap(HttpServerRequest.HttpServerRequest, authenticate)
+    return Layer.succeed(Authentication, Authentication.of({ bearer: viaRequest, apiKey: viaRequest }))
+  }
+}

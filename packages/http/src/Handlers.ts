@@ -1,0 +1,155 @@
+/**
+ * The implementation of {@link CreditLockApi} over the `CreditEngine` of @creditlock/core. Handlers
+ * only translate: they check that the credential may act on the customer (403 otherwise, before
+ * anything is read), call the engine, and shape its result. Every rule lives in the engine.
+ *
+ * @module
+ */
+
+import { CreditEngine, type HolderRef, Storage } from "@creditlock/core"
+import { type HttpApi, HttpApiBuilder } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { CreditLockApi } from "./Api.js"
+import { type Authentication, Principal, requireAdmin, requireCustomer } from "./Auth.js"
+import {
+  CreditLimitsResponse,
+  creditLimitsJson,
+  creditStateJson,
+  holderJson,
+  journalEntryJson,
+} from "./Representation.js"
+
+const refOf = (path: HolderRef): HolderRef => ({
+  customerId: path.customerId,
+  holderType: path.holderType,
+  holderId: path.holderId,
+})
+
+/** The `credit` group: Bento's credit API plus opening a holder and its journal. */
+export const CreditLive = HttpApiBuilder.group(CreditLockApi, "credit", (handlers) =>
+  Effect.gen(function* () {
+    const engine = yield* CreditEngine
+    return handlers
+      .handle("getCredit", ({ path }) =>
+        Effect.gen(function* () {
+          yield* requireCustomer(path.customerId)
+          const view = yield* engine.getCredit(refOf(path))
+          return { data: creditStateJson(view), meta: {} }
+        }),
+      )
+      .handle("openHolder", ({ path, payload }) =>
+        Effect.gen(function* () {
+          yield* requireCustomer(path.customerId)
+          const ref = refOf(path)
+          const opened = yield* engine.openHolder(
+            ref,
+            payload.balanceGroupId === undefined ? {} : { balanceGroupId: payload.balanceGroupId },
+          )
+          const body = { data: { holder: holderJson(ref), balanceGroupId: opened.balanceGroupId }, meta: {} }
+          return opened.created ? { ...body, created: true as const } : { ...body, created: false as const }
+        }),
+      )
+      .handle("lock", ({ path }) =>
+        Effect.gen(function* () {
+          yield* requireCustomer(path.customerId)
+          const { credit, lock } = yield* engine.lock(refOf(path))
+          return { data: { credit: creditStateJson(credit), lock: { key: lock.key, expiry: lock.expiry } }, meta: {} }
+        }),
+      )
+      .handle("modify", ({ path, headers, payload }) =>
+        Effect.gen(function* () {
+          yield* requireCustomer(path.customerId)
+          const reference = headers["idempotency-key"]
+          const result = yield* engine.modify(refOf(path), headers["x-lock-key"], {
+            reason: payload.reason,
+            modifications: payload.modifications,
+            ...(reference === undefined ? {} : { reference }),
+          })
+          return { data: creditStateJson(result), meta: { entryId: result.entryId } }
+        }),
+      )
+      .handle("unlock", ({ path, payload }) =>
+        Effect.gen(function* () {
+          yield* requireCustomer(path.customerId)
+          yield* engine.unlock(refOf(path), payload.key)
+        }),
+      )
+      .handle("journal", ({ path, urlParams }) =>
+        Effect.gen(function* () {
+          yield* requireCustomer(path.customerId)
+          const ref = refOf(path)
+          const page = yield* engine.journal(ref, {
+            ...(urlParams.after === undefined ? {} : { after: urlParams.after }),
+            ...(urlParams.limit === undefined ? {} : { limit: urlParams.limit }),
+          })
+          return {
+            data: { holder: holderJson(ref), entries: page.entries.map(journalEntryJson) },
+            meta: { next: page.next },
+          }
+        }),
+      )
+  }),
+)
+
+/** The `customer` group: the administrative customer unlock. */
+export const CustomerLive = HttpApiBuilder.group(CreditLockApi, "customer", (handlers) =>
+  Effect.gen(function* () {
+    const engine = yield* CreditEngine
+    return handlers.handle("unlockCustomer", ({ payload }) =>
+      Effect.gen(function* () {
+        const principal = yield* Principal
+        if (payload.customer_id !== undefined) yield* requireCustomer(payload.customer_id)
+        else yield* requireAdmin("unlocking by subscription_id or orderid")
+        yield* engine.unlockCustomer(
+          payload.customer_id !== undefined
+            ? { customerId: payload.customer_id }
+            : payload.subscription_id !== undefined
+              ? { subscriptionId: payload.subscription_id }
+              : { orderId: payload.orderid ?? "" },
+          { reason: `administrative customer unlock by ${principal.name}` },
+        )
+        return true as const
+      }),
+    )
+  }),
+)
+
+/** The `billingCare` group: BRM credit limits of a balance group. */
+export const BillingCareLive = HttpApiBuilder.group(CreditLockApi, "billingCare", (handlers) =>
+  Effect.gen(function* () {
+    const engine = yield* CreditEngine
+    return handlers
+      .handle("setCreditLimits", ({ path, payload }) =>
+        Effect.gen(function* () {
+          const principal = yield* Principal
+          if (!principal.admin) {
+            // The balance group names a holder; its customer decides whether this credential may act.
+            const current = yield* engine.getCreditLimits(path.id)
+            yield* requireCustomer(current.holder.customerId)
+          }
+          yield* engine.setCreditLimits(path.id, payload)
+          return "Ok" as const
+        }),
+      )
+      .handle("getCreditLimits", ({ path }) =>
+        Effect.gen(function* () {
+          const view = yield* engine.getCreditLimits(path.id)
+          yield* requireCustomer(view.holder.customerId)
+          return CreditLimitsResponse.make(creditLimitsJson(view))
+        }),
+      )
+  }),
+)
+
+/** The `ops` group: health, answered by pinging the storage. */
+export const OpsLive = HttpApiBuilder.group(CreditLockApi, "ops", (handlers) =>
+  Effect.gen(function* () {
+    const storage = yield* Storage
+    return handlers.handle("health", () => Effect.as(storage.ping, { status: "ok" as const }))
+  }),
+)
+
+/** Every group of the API, implemented; needs the engine, the storage and the authentication middleware. */
+export const ApiLive: Layer.Layer<HttpApi.Api, never, CreditEngine | Storage | Authentication> = HttpApiBuilder.api(
+  CreditLockApi,
+).pipe(Layer.provide([CreditLive, CustomerLive, BillingCareLive, OpsLive]))

@@ -1,0 +1,322 @@
+/**
+ * Problem responses: every failure the HTTP API answers with, in one body shape,
+ * `{ "error": [ { "status": "423", "title": "Locked", "detail": "…", "code": "LOCK_KEY_MISMATCH" } ] }`.
+ *
+ * The engine's errors (from @creditlock/core) keep their status, title and code; this module adds
+ * the few failures only HTTP has (an unknown route, an oversize or unreadable body, a defect) and
+ * one schema per error whose encoded side is the problem body, so that the OpenAPI document shows
+ * the bodies clients receive and the typed client decodes them back into the same error classes.
+ *
+ * @module
+ */
+
+import {
+  AmountOutOfRange,
+  CreditLimitExceeded,
+  CreditLocked,
+  DuplicateCreditType,
+  Forbidden,
+  HolderNotFound,
+  IdempotencyConflict,
+  InsufficientCredit,
+  InvalidRequest,
+  LockKeyMismatch,
+  LockNotHeld,
+  RateLimited,
+  StorageUnavailable,
+  Unauthorized,
+  UnsupportedResource,
+} from "@creditlock/core"
+import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
+import { Schema } from "effect"
+
+/** Fields every HTTP-only error carries: a human-readable explanation of this occurrence. */
+const fields = { detail: Schema.String }
+
+/** No route matches the method and path (404). */
+export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNotFound", fields) {
+  get status(): 404 {
+    return 404
+  }
+  get title(): string {
+    return "Not Found"
+  }
+  get code(): string {
+    return "ROUTE_NOT_FOUND"
+  }
+}
+
+/** The request body is larger than the server accepts (413). */
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", fields) {
+  get status(): 413 {
+    return 413
+  }
+  get title(): string {
+    return "Content Too Large"
+  }
+  get code(): string {
+    return "PAYLOAD_TOO_LARGE"
+  }
+}
+
+/** The request body has a media type no route accepts (415). */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", fields) {
+  get status(): 415 {
+    return 415
+  }
+  get title(): string {
+    return "Unsupported Media Type"
+  }
+  get code(): string {
+    return "UNSUPPORTED_MEDIA_TYPE"
+  }
+}
+
+/** A defect: a bug, never a consequence of the request. The body reveals nothing of it (500). */
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", fields) {
+  get status(): 500 {
+    return 500
+  }
+  get title(): string {
+    return "Internal Server Error"
+  }
+  get code(): string {
+    return "INTERNAL_ERROR"
+  }
+}
+
+/** Anything that can be answered as a problem: a tagged error with status, title, code and detail. */
+export interface ProblemLike {
+  readonly _tag: string
+  readonly status: number
+  readonly title: string
+  readonly code: string
+  readonly detail: string
+}
+
+/** Whether `u` is an error that carries its own status, title, code and detail. */
+export const isProblemLike = (u: unknown): u is ProblemLike =>
+  typeof u === "object" &&
+  u !== null &&
+  "_tag" in u &&
+  typeof u._tag === "string" &&
+  "status" in u &&
+  typeof u.status === "number" &&
+  Number.isInteger(u.status) &&
+  u.status >= 400 &&
+  u.status <= 599 &&
+  "title" in u &&
+  typeof u.title === "string" &&
+  "code" in u &&
+  typeof u.code === "string" &&
+  "detail" in u &&
+  typeof u.detail === "string"
+
+/** One item of a problem body. `retryAfter` (seconds) mirrors the `Retry-After` header on 429 and 503. */
+export const ProblemItem = Schema.Struct({
+  status: Schema.String,
+  title: Schema.String,
+  detail: Schema.String,
+  code: Schema.String,
+  retryAfter: Schema.optional(Schema.Int),
+}).annotations({ identifier: "ProblemItem" })
+
+/** The body of every error response: `{ "error": [ProblemItem] }`. */
+export const ProblemBody = Schema.Struct({ error: Schema.Array(ProblemItem) }).annotations({
+  identifier: "Problem",
+})
+
+/** The body of every error response. */
+export type ProblemBody = typeof ProblemBody.Type
+
+/** Seconds a client should wait before retrying, for the errors that have such a hint. */
+export const retryAfterSeconds = (error: ProblemLike, storageRetrySeconds: number): number | undefined => {
+  if (error instanceof RateLimited) return Math.max(1, Math.ceil(error.retryAfterSeconds))
+  if (error instanceof StorageUnavailable) return storageRetrySeconds
+  return undefined
+}
+
+/** The problem body of an error. */
+export const problemBody = (error: ProblemLike, retryAfter?: number): ProblemBody => ({
+  error: [
+    {
+      status: String(error.status),
+      title: error.title,
+      detail: error.detail,
+      code: error.code,
+      ...(retryAfter === undefined ? {} : { retryAfter }),
+    },
+  ],
+})
+
+/**
+ * The HTTP response for an error: its status, the problem body, `Retry-After` on 429 and 503,
+ * and `WWW-Authenticate` on 401.
+ */
+export const problemResponse = (error: ProblemLike, storageRetrySeconds = 1): HttpServerResponse.HttpServerResponse => {
+  const retryAfter = retryAfterSeconds(error, storageRetrySeconds)
+  const headers: Record<string, string> = { "cache-control": "no-store" }
+  if (retryAfter !== undefined) headers["retry-after"] = String(retryAfter)
+  if (error.status === 401) headers["www-authenticate"] = 'Bearer realm="creditlock"'
+  return HttpServerResponse.unsafeJson(problemBody(error, retryAfter), { status: error.status, headers })
+}
+
+/**
+ * The schema of one error as a problem response: encoded, the problem body with this error's
+ * status and code; decoded, an instance of the error class. Annotated with the HTTP status.
+ */
+const problem = <Self extends ProblemLike, I>(
+  errorClass: Schema.Schema<Self, I>,
+  make: (detail: string, item: typeof ProblemItem.Type) => Self,
+  description: string,
+) => {
+  const sample = make("", { status: "", title: "", detail: "", code: "" })
+  const Item = Schema.Struct({
+    status: Schema.Literal(String(sample.status)),
+    title: Schema.String,
+    detail: Schema.String,
+    code: Schema.Literal(sample.code),
+    retryAfter: Schema.optional(Schema.Int),
+  })
+  return Schema.transform(
+    Schema.Struct({ error: Schema.Tuple([Item], Schema.Unknown) }),
+    Schema.typeSchema(errorClass),
+    {
+      strict: true,
+      decode: ({ error: [item] }) => make(item.detail, item),
+      encode: (error) => {
+        const retryAfter = retryAfterSeconds(error, 1)
+        return {
+          error: [
+            {
+              status: String(sample.status),
+              title: error.title,
+              detail: error.detail,
+              code: sample.code,
+              ...(retryAfter === undefined ? {} : { retryAfter }),
+            },
+          ] as const,
+        }
+      },
+    },
+  ).annotations({
+    identifier: `${sample._tag}Problem`,
+    description: `${description} (code ${sample.code})`,
+    ...HttpApiSchema.annotations({ status: sample.status }),
+  })
+}
+
+/** 400 INVALID_REQUEST as a problem response. */
+export const InvalidRequestProblem = problem(
+  InvalidRequest,
+  (detail) => new InvalidRequest({ detail }),
+  "The request is malformed: path, query, headers or body",
+)
+/** 401 UNAUTHORIZED as a problem response. */
+export const UnauthorizedProblem = problem(
+  Unauthorized,
+  (detail) => new Unauthorized({ detail }),
+  "No credential, or one that is not known",
+)
+/** 403 FORBIDDEN as a problem response. */
+export const ForbiddenProblem = problem(
+  Forbidden,
+  (detail) => new Forbidden({ detail }),
+  "The credential may not act on this customer",
+)
+/** 404 HOLDER_NOT_FOUND as a problem response. */
+export const HolderNotFoundProblem = problem(
+  HolderNotFound,
+  (detail) => new HolderNotFound({ detail }),
+  "The holder, customer, subscription, order or balance group does not exist",
+)
+/** 404 ROUTE_NOT_FOUND as a problem response. */
+export const RouteNotFoundProblem = problem(
+  RouteNotFound,
+  (detail) => new RouteNotFound({ detail }),
+  "No route matches the method and path",
+)
+/** 409 IDEMPOTENCY_CONFLICT as a problem response. */
+export const IdempotencyConflictProblem = problem(
+  IdempotencyConflict,
+  (detail) => new IdempotencyConflict({ detail }),
+  "The request conflicts with what is stored",
+)
+/** 413 PAYLOAD_TOO_LARGE as a problem response. */
+export const PayloadTooLargeProblem = problem(
+  PayloadTooLarge,
+  (detail) => new PayloadTooLarge({ detail }),
+  "The request body is larger than 64 KiB",
+)
+/** 415 UNSUPPORTED_MEDIA_TYPE as a problem response. */
+export const UnsupportedMediaTypeProblem = problem(
+  UnsupportedMediaType,
+  (detail) => new UnsupportedMediaType({ detail }),
+  "The request body's media type is not accepted",
+)
+/** 422 DUPLICATE_CREDIT_TYPE as a problem response. */
+export const DuplicateCreditTypeProblem = problem(
+  DuplicateCreditType,
+  (detail) => new DuplicateCreditType({ detail }),
+  "The same credit appears twice in one request",
+)
+/** 422 INSUFFICIENT_CREDIT as a problem response. */
+export const InsufficientCreditProblem = problem(
+  InsufficientCredit,
+  (detail) => new InsufficientCredit({ detail }),
+  "A debit would leave the credit below 0",
+)
+/** 422 CREDIT_LIMIT_EXCEEDED as a problem response. */
+export const CreditLimitExceededProblem = problem(
+  CreditLimitExceeded,
+  (detail) => new CreditLimitExceeded({ detail }),
+  "A debit would leave the credit below the credit limit",
+)
+/** 422 UNSUPPORTED_RESOURCE as a problem response. */
+export const UnsupportedResourceProblem = problem(
+  UnsupportedResource,
+  (detail) => new UnsupportedResource({ detail }),
+  "The resource is not an ISO 4217 currency",
+)
+/** 422 AMOUNT_OUT_OF_RANGE as a problem response. */
+export const AmountOutOfRangeProblem = problem(
+  AmountOutOfRange,
+  (detail) => new AmountOutOfRange({ detail }),
+  "A value would leave the safe integer range",
+)
+/** 423 CREDIT_LOCKED as a problem response. */
+export const CreditLockedProblem = problem(
+  CreditLocked,
+  (detail) => new CreditLocked({ detail }),
+  "The credit is locked by someone",
+)
+/** 423 LOCK_NOT_HELD as a problem response. */
+export const LockNotHeldProblem = problem(
+  LockNotHeld,
+  (detail) => new LockNotHeld({ detail }),
+  "No live lock is held on the credit",
+)
+/** 423 LOCK_KEY_MISMATCH as a problem response. */
+export const LockKeyMismatchProblem = problem(
+  LockKeyMismatch,
+  (detail) => new LockKeyMismatch({ detail }),
+  "The lock key is not the live lock's key",
+)
+/** 429 RATE_LIMITED as a problem response; `Retry-After` says when to retry. */
+export const RateLimitedProblem = problem(
+  RateLimited,
+  (detail, item) => new RateLimited({ detail, retryAfterSeconds: item.retryAfter ?? 1 }),
+  "Too many requests for this credential",
+)
+/** 503 STORAGE_UNAVAILABLE as a problem response; `Retry-After` says when to retry. */
+export const StorageUnavailableProblem = problem(
+  StorageUnavailable,
+  (detail) => new StorageUnavailable({ detail }),
+  "The storage backend is unavailable",
+)
+/** 500 INTERNAL_ERROR as a problem response. */
+export const InternalErrorProblem = problem(
+  InternalError,
+  (detail) => new InternalError({ detail }),
+  "An unexpected error; the body reveals nothing of it",
+)

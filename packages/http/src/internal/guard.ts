@@ -1,0 +1,253 @@
+/**
+ * The outermost middleware of the API: reads and checks the request body before any route sees it,
+ * turns every failure into a problem response, and writes one structured log line per request.
+ *
+ * The body is read here, once, within the size limit, and handed to the routes as already-parsed
+ * data: whatever a client sends (invalid JSON, invalid UTF-8, a media type no route accepts, an
+ * oversize or unreadable body, malformed percent-encoding in the path) ends as a 4xx problem, never
+ * as a defect. Defects end as a 500 problem that says nothing about them; they are logged.
+ *
+ * @module
+ * @internal
+ */
+
+import { InvalidRequest } from "@creditlock/core"
+import {
+  HttpApi,
+  type HttpApp,
+  HttpMethod,
+  HttpServerRequest,
+  type HttpServerResponse,
+  UrlParams,
+} from "@effect/platform"
+import { Cause, Clock, Effect, Option, Stream } from "effect"
+import {
+  InternalError,
+  isProblemLike,
+  PayloadTooLarge,
+  type ProblemLike,
+  problemResponse,
+  RouteNotFound,
+  UnsupportedMediaType,
+} from "../Problem.js"
+
+/** How the guard behaves. */
+export interface GuardOptions {
+  /** The largest accepted request body, in bytes. */
+  readonly maxBodyBytes: number
+  /** `Retry-After` seconds sent with 503 StorageUnavailable. */
+  readonly storageRetryAfterSeconds: number
+  /** Whether to log one line per request. */
+  readonly logRequests: boolean
+  /** The route template a request matched, for logs (ids stay out of the route name). */
+  readonly routeOf: (method: string, pathname: string) => string
+}
+
+/** Reading stops (and the connection is dropped) beyond this multiple of the limit. */
+const DRAIN_FACTOR = 16
+
+const jsonMedia = "application/json"
+const formMedia = "application/x-www-form-urlencoded"
+
+const issuesDetail = (
+  issues: ReadonlyArray<{ readonly path: ReadonlyArray<PropertyKey>; readonly message: string }>,
+) => {
+  const text = issues
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.map(String).join(".")}: ${issue.message}` : issue.message))
+    .join("; ")
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text
+}
+
+const hasTag = (u: unknown, tag: string): boolean =>
+  typeof u === "object" && u !== null && "_tag" in u && (u as { _tag: unknown })._tag === tag
+
+/** The problem a typed failure of a route (or of the router) stands for; `undefined` for a defect. */
+const problemOf = (error: unknown, request: HttpServerRequest.HttpServerRequest): ProblemLike | undefined => {
+  if (isProblemLike(error)) return error
+  if (hasTag(error, "HttpApiDecodeError")) {
+    const { issues } = error as unknown as {
+      issues: ReadonlyArray<{ readonly path: ReadonlyArray<PropertyKey>; readonly message: string }>
+    }
+    return new InvalidRequest({ detail: issuesDetail(issues) })
+  }
+  if (hasTag(error, "RouteNotFound")) {
+    return new RouteNotFound({ detail: `no route for ${request.method} ${pathOf(request.url)}` })
+  }
+  if (hasTag(error, "RequestError")) return new InvalidRequest({ detail: "the request could not be read" })
+  return undefined
+}
+
+const pathOf = (url: string): string => {
+  const end = url.search(/[?#]/)
+  return end === -1 ? url : url.slice(0, end)
+}
+
+const mediaType = (contentType: string | undefined): string | undefined =>
+  contentType === undefined ? undefined : (contentType.split(";")[0] ?? "").trim().toLowerCase()
+
+/** The request with its body replaced by bytes already read: every body accessor answers from them. */
+const withBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  bytes: Uint8Array,
+  text: string,
+  json: unknown,
+): HttpServerRequest.HttpServerRequest => {
+  const copy = Object.create(request) as HttpServerRequest.HttpServerRequest
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+  Object.defineProperties(copy, {
+    text: { get: () => Effect.succeed(text) },
+    json: { get: () => Effect.succeed(json) },
+    urlParamsBody: { get: () => Effect.succeed(UrlParams.fromInput(new URLSearchParams(text))) },
+    arrayBuffer: { get: () => Effect.succeed(buffer) },
+    stream: { get: () => Stream.succeed(bytes) },
+  })
+  return copy
+}
+
+const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
+  const out = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.length
+  }
+  return out
+}
+
+const tooLarge = (max: number) => new PayloadTooLarge({ detail: `the request body exceeds ${max} bytes` })
+
+/** Reads the whole body within `max` bytes. */
+const readBody = (
+  request: HttpServerRequest.HttpServerRequest,
+  max: number,
+): Effect.Effect<Uint8Array, InvalidRequest | PayloadTooLarge> =>
+  Effect.gen(function* () {
+    const declared = request.headers["content-length"]
+    if (declared !== undefined) {
+      if (!/^\d{1,15}$/.test(declared.trim())) {
+        return yield* new InvalidRequest({ detail: "the Content-Length header is not a byte count" })
+      }
+      if (Number(declared) > max) return yield* tooLarge(max)
+    }
+    // A Fetch API request without a body has no stream at all (rather than an empty one).
+    if (request.source instanceof Request && request.source.body === null) return new Uint8Array(0)
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    yield* request.stream.pipe(
+      Stream.runForEachWhile((chunk) =>
+        Effect.sync(() => {
+          size += chunk.length
+          if (size <= max) chunks.push(chunk)
+          return size <= max * DRAIN_FACTOR
+        }),
+      ),
+      Effect.mapError(() => new InvalidRequest({ detail: "the request body could not be read" })),
+    )
+    if (size > max) return yield* tooLarge(max)
+    return concat(chunks, size)
+  })
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
+
+/** Reads, checks and parses the body; the request the routes see answers from the parsed body. */
+const prepare = (
+  request: HttpServerRequest.HttpServerRequest,
+  options: GuardOptions,
+): Effect.Effect<HttpServerRequest.HttpServerRequest, InvalidRequest | PayloadTooLarge | UnsupportedMediaType> =>
+  Effect.gen(function* () {
+    const path = pathOf(request.url)
+    try {
+      decodeURIComponent(path)
+    } catch {
+      return yield* new InvalidRequest({ detail: "the path is not valid percent-encoding" })
+    }
+    // The router would fold "a//b" into "a/b", turning an empty id into a different route.
+    if (path !== "/" && path.split("/").slice(1).includes("")) {
+      return yield* new InvalidRequest({ detail: "the path has an empty segment" })
+    }
+    if (!HttpMethod.hasBody(request.method)) return request
+    const bytes = yield* readBody(request, options.maxBodyBytes)
+    const media = mediaType(request.headers["content-type"])
+    if (bytes.length === 0) return withBody(request, bytes, "", {})
+    if (media !== undefined && media !== jsonMedia && media !== formMedia) {
+      return yield* new UnsupportedMediaType({
+        detail: `the body must be ${jsonMedia} (or ${formMedia} where documented), got ${JSON.stringify(media.slice(0, 100))}`,
+      })
+    }
+    let text: string
+    try {
+      text = utf8.decode(bytes)
+    } catch {
+      return yield* new InvalidRequest({ detail: "the body is not valid UTF-8" })
+    }
+    if (media === formMedia) return withBody(request, bytes, text, {})
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {
+      return yield* new InvalidRequest({ detail: "the body is not valid JSON" })
+    }
+    return withBody(request, bytes, text, json)
+  })
+
+/** The guard as an `HttpApp` middleware. */
+export const guard =
+  (options: GuardOptions) =>
+  (app: HttpApp.Default): HttpApp.Default =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const started = yield* Clock.currentTimeMillis
+      const respond = (error: ProblemLike) => problemResponse(error, options.storageRetryAfterSeconds)
+      const response: HttpServerResponse.HttpServerResponse = yield* prepare(request, options).pipe(
+        Effect.flatMap((prepared) => Effect.provideService(app, HttpServerRequest.HttpServerRequest, prepared)),
+        Effect.catchAllCause((cause) => {
+          const failure = Cause.failureOption(cause)
+          const problem = Option.isSome(failure) ? problemOf(failure.value, request) : undefined
+          if (problem !== undefined) return Effect.succeed(respond(problem))
+          // The client went away (or the server is stopping): there is nobody to answer.
+          if (Option.isNone(failure) && Cause.isInterruptedOnly(cause)) return Effect.interrupt
+          // A defect, or a failure nothing declared: log it here, answer without internals.
+          return Effect.as(
+            Effect.logError("unexpected failure while handling a request", cause),
+            respond(new InternalError({ detail: "an unexpected error occurred; it has been logged" })),
+          )
+        }),
+      )
+      if (options.logRequests) {
+        const finished = yield* Clock.currentTimeMillis
+        yield* Effect.logInfo("request").pipe(
+          Effect.annotateLogs({
+            method: request.method,
+            route: options.routeOf(request.method, pathOf(request.url)),
+            status: response.status,
+            durationMs: finished - started,
+          }),
+        )
+      }
+      return response
+    })
+
+/**
+ * The route templates of an API (plus extra routes such as `/docs`), as a function from a method
+ * and a path to the template that matches it, or `"(unmatched)"`.
+ */
+export const routeTemplates = (
+  api: HttpApi.HttpApi.Any,
+  extra: ReadonlyArray<readonly [method: string, path: string]>,
+): ((method: string, pathname: string) => string) => {
+  const routes: Array<{ readonly method: string; readonly template: string; readonly pattern: RegExp }> = []
+  const add = (method: string, template: string) => {
+    const source = template
+      .split("/")
+      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/")
+    routes.push({ method, template, pattern: new RegExp(`^${source}$`) })
+  }
+  HttpApi.reflect(api as HttpApi.HttpApi.AnyWithProps, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint }) => add(endpoint.method, endpoint.path),
+  })
+  for (const [method, path] of extra) add(method, path)
+  return (method, pathname) =>
+    routes.find((route) => route.method === method && route.pattern.test(pathname))?.template ?? "(unmatched)"
+}

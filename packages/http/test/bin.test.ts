@@ -1,0 +1,181 @@
+/**
+ * The server entry point as `pnpm start` runs it: a child process on a free port, configured by
+ * environment variables, stopped with SIGTERM.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { afterAll, describe, expect, it } from "vitest"
+import { request } from "./harness.js"
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+const entry = "packages/http/src/bin.ts"
+
+interface Running {
+  readonly child: ChildProcess
+  readonly url: string
+  readonly token: string | undefined
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+}
+
+const children: Array<ChildProcess> = []
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGKILL")
+})
+
+const start = (env: Record<string, string>): Promise<Running> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", entry], {
+      cwd: root,
+      env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    children.push(child)
+    let output = ""
+    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 45_000)
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      const url = /listening on (http:\/\/\S+)/.exec(output)?.[1]
+      const docs = output.includes("API docs:")
+      const storeLine = output.includes("store:")
+      const tokenNeeded = (env.CREDIT_CREDENTIALS ?? "") === ""
+      const token = /generated admin token \(shown once\): (\S+)/.exec(output)?.[1]
+      if (url !== undefined && docs && storeLine && (!tokenNeeded || token !== undefined)) {
+        clearTimeout(timer)
+        resolve({ child, url, token, output: () => output, exited })
+      }
+    }
+    child.stdout?.on("data", onData)
+    child.stderr?.on("data", onData)
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`server exited with ${code}:\n${output}`))
+    })
+  })
+
+const stop = async (running: Running): Promise<number | null> => {
+  running.child.kill("SIGTERM")
+  const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 15_000))
+  const code = await Promise.race([running.exited, timeout])
+  if (code === "timeout") throw new Error(`server did not stop on SIGTERM:\n${running.output()}`)
+  return code
+}
+
+/** Runs the entry point to completion (for configurations it must refuse). */
+const runToExit = (env: Record<string, string>): Promise<{ code: number | null; output: string }> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", entry], {
+      cwd: root,
+      env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    children.push(child)
+    let output = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+    })
+    const timer = setTimeout(() => child.kill("SIGKILL"), 45_000)
+    child.on("exit", (code) => {
+      clearTimeout(timer)
+      resolve({ code, output })
+    })
+  })
+
+describe("pnpm start", () => {
+  it("is the root package's start script", () => {
+    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }
+    expect(pkg.scripts.start).toContain(entry)
+  })
+
+  it("boots on memory:, prints URL, docs and a generated admin token, serves, and stops cleanly on SIGTERM", async () => {
+    const server = await start({ CREDIT_STORE: "memory:", CREDIT_CREDENTIALS: "" })
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(server.output()).toContain(`API docs: ${server.url}/docs`)
+    expect(server.token).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    const token = server.token ?? ""
+
+    expect((await request(server.url, "GET", "/healthz")).json).toEqual({ status: "ok" })
+    const docs = await request(server.url, "GET", "/docs")
+    expect(docs.status).toBe(200)
+    expect(docs.text).toContain("swagger-ui")
+    const holder = "/credit/v1/customers/c1/contracts/s1"
+    expect((await request(server.url, "PUT", holder)).status).toBe(401)
+    expect((await request(server.url, "PUT", holder, { headers: { authorization: `Bearer ${token}` } })).status).toBe(
+      201,
+    )
+    const locked = await request(server.url, "PUT", `${holder}/_lock`, {
+      headers: { authorization: `Bearer ${token}` },
+    })
+    const key = (locked.json as { data: { lock: { key: string } } }).data.lock.key
+
+    expect(await stop(server)).toBe(0)
+    const output = server.output()
+    expect(output).toContain("creditlock stopping")
+    const logs = output
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { annotations: Record<string, unknown> })
+    expect(
+      logs.some((l) => l.annotations.route === "/credit/v1/customers/:customerId/:holderType/:holderId/_lock"),
+    ).toBe(true)
+    // The token is printed once, at start, and never again; the lock key never.
+    expect(output.split(token).length - 1).toBe(1)
+    expect(output).not.toContain(key)
+  })
+
+  it("serves a SQLite store (creating its folder) whose data survives a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "creditlock-http-"))
+    try {
+      const env = {
+        CREDIT_STORE: `sqlite:${join(dir, "nested", "folder", "credit.sqlite")}`,
+        CREDIT_CREDENTIALS: JSON.stringify([{ token: "sqlite-test-token", customers: ["*"] }]),
+      }
+      const auth = { authorization: "Bearer sqlite-test-token", "content-type": "application/json" }
+      const holder = "/credit/v1/customers/c9/customers/c9"
+      const first = await start(env)
+      expect(first.token).toBeUndefined()
+      expect(first.output()).not.toContain("sqlite-test-token")
+      expect((await request(first.url, "PUT", holder, { headers: auth })).status).toBe(201)
+      const locked = await request(first.url, "PUT", `${holder}/_lock`, { headers: auth })
+      const key = (locked.json as { data: { lock: { key: string } } }).data.lock.key
+      const modified = await request(first.url, "PUT", `${holder}/_modify`, {
+        headers: { ...auth, "x-lock-key": key },
+        body: JSON.stringify({
+          reason: "durable",
+          modifications: [{ type: "monetary", changeAmount: { currencyCode: "EUR", value: 4200 } }],
+        }),
+      })
+      expect(modified.status).toBe(200)
+      expect(await stop(first)).toBe(0)
+
+      const second = await start(env)
+      const read = await request(second.url, "GET", holder, { headers: auth })
+      expect(read.json).toMatchObject({
+        data: { current: { credit: [{ amount: { currencyCode: "EUR", value: 4200 } }] } },
+      })
+      expect(await stop(second)).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("refuses invalid configuration with a message that names it, without echoing secrets", async () => {
+    const badStore = await runToExit({ CREDIT_STORE: "postgres://nope" })
+    expect(badStore.code).not.toBe(0)
+    expect(badStore.output).toContain("CREDIT_STORE")
+    const badCredentials = await runToExit({
+      CREDIT_STORE: "memory:",
+      CREDIT_CREDENTIALS: '[{"token":"super-secret value","customers":["*"]}]',
+    })
+    expect(badCredentials.code).not.toBe(0)
+    expect(badCredentials.output).toContain("CREDIT_CREDENTIALS[0].token")
+    expect(badCredentials.output).not.toContain("super-secret")
+  })
+})

@@ -1,0 +1,127 @@
+import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
+import { describe, expect, it } from "vitest"
+import { parseCredentials } from "../src/Auth.js"
+import { config } from "../src/Main.js"
+import { DEFAULT_STORE, describeStore, parseStore } from "../src/Store.js"
+
+const right = <A>(either: Either.Either<A, string>): A => {
+  if (Either.isLeft(either)) throw new Error(either.left)
+  return either.right
+}
+const left = <A>(either: Either.Either<A, string>): string => {
+  if (Either.isRight(either)) throw new Error("expected a failure")
+  return either.left
+}
+
+describe("CREDIT_STORE", () => {
+  it("reads sqlite:, memory:, redis:// and redis-cluster://", () => {
+    expect(right(parseStore(DEFAULT_STORE))).toEqual({ _tag: "Sqlite", filename: "./data/creditlock.sqlite" })
+    expect(right(parseStore("memory:"))).toEqual({ _tag: "Memory" })
+    const redis = right(parseStore("redis://user:pa55@cache.local:6380/2"))
+    expect(redis._tag).toBe("Redis")
+    expect(describeStore(redis)).toBe("redis://cache.local:6380/2")
+    expect(describeStore(redis)).not.toContain("pa55")
+    const cluster = right(parseStore("redis-cluster://:s3cret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002"))
+    expect(cluster).toMatchObject({
+      _tag: "RedisCluster",
+      nodes: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "10.0.0.2", port: 7001 },
+        { host: "::1", port: 7002 },
+      ],
+    })
+    expect(cluster._tag === "RedisCluster" && cluster.password !== undefined && Redacted.value(cluster.password)).toBe(
+      "s3cret",
+    )
+    expect(describeStore(cluster)).not.toContain("s3cret")
+  })
+
+  it("refuses anything else with a message that names the variable", () => {
+    for (const bad of [
+      "",
+      "sqlite:",
+      "postgres://x",
+      "redis://",
+      "redis-cluster://",
+      "redis-cluster://a:1,b",
+      "redis-cluster://a:99999",
+    ]) {
+      expect(left(parseStore(bad))).toContain("CREDIT_STORE")
+    }
+  })
+})
+
+describe("CREDIT_CREDENTIALS", () => {
+  it("reads tokens as Redacted values, usernames and customer lists", () => {
+    const credentials = right(
+      parseCredentials('[{"token":"abc","customers":["*"]},{"token":"def","username":"ops","customers":["c1","c2"]}]'),
+    )
+    expect(credentials).toHaveLength(2)
+    expect(Redacted.isRedacted(credentials[0]?.token)).toBe(true)
+    expect(String(credentials[0]?.token)).not.toContain("abc")
+    expect(credentials[1]).toMatchObject({ username: "ops", customers: ["c1", "c2"] })
+  })
+
+  it("refuses malformed configurations without repeating a token", () => {
+    const cases = [
+      "not json",
+      "{}",
+      "[]",
+      '[{"token":"secret-1 x","customers":["*"]}]',
+      '[{"token":"secret-2","customers":[]}]',
+      '[{"token":"secret-3","customers":["bad id"]}]',
+      '[{"token":"secret-4","customers":["*"],"customer":"x"}]',
+      '[{"token":"secret-5","username":"","customers":["*"]}]',
+      '[{"token":"secret-6","customers":["*"]},{"token":"secret-6","customers":["c"]}]',
+      '[{"token":123,"customers":["*"]}]',
+    ]
+    for (const json of cases) {
+      const message = left(parseCredentials(json))
+      expect(message).toContain("CREDIT_CREDENTIALS")
+      expect(message).not.toMatch(/secret-\d/)
+    }
+  })
+})
+
+describe("server configuration", () => {
+  const read = (env: Record<string, string>) =>
+    Effect.runPromise(
+      Effect.either(Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map(Object.entries(env))))),
+    )
+
+  it("defaults to 127.0.0.1:8080 on the default SQLite store, generating a credential", async () => {
+    const result = await read({})
+    expect(Either.isRight(result)).toBe(true)
+    if (Either.isRight(result)) {
+      expect(result.right).toMatchObject({
+        host: "127.0.0.1",
+        port: 8080,
+        store: { _tag: "Sqlite", filename: "./data/creditlock.sqlite" },
+        rateLimitPerMinute: 6000,
+        lockTtlSeconds: 120,
+      })
+      expect(Option.isNone(result.right.credentials)).toBe(true)
+    }
+  })
+
+  it("reads every variable and refuses bad values", async () => {
+    const result = await read({
+      HOST: "0.0.0.0",
+      PORT: "0",
+      CREDIT_STORE: "memory:",
+      CREDIT_CREDENTIALS: '[{"token":"t","customers":["*"]}]',
+      CREDIT_RATE_LIMIT: "10",
+      CREDIT_LOCK_TTL_SECONDS: "30",
+    })
+    expect(Either.isRight(result) && result.right).toMatchObject({
+      host: "0.0.0.0",
+      port: 0,
+      store: { _tag: "Memory" },
+      rateLimitPerMinute: 10,
+      lockTtlSeconds: 30,
+    })
+    for (const env of [{ PORT: "70000" }, { PORT: "http" }, { CREDIT_RATE_LIMIT: "0" }, { CREDIT_STORE: "nope:" }]) {
+      expect(Either.isLeft(await read(env))).toBe(true)
+    }
+  })
+})

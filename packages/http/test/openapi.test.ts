@@ -1,0 +1,261 @@
+/**
+ * `/openapi.json` checked against the structural rules of OpenAPI 3.x (the document's shape,
+ * operations, parameters, responses, security, and that every `$ref` resolves), and against the
+ * routes DESIGN promises.
+ */
+import { OpenApi } from "@effect/platform"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { CreditLockApi } from "../src/Api.js"
+import { type Harness, request, startServer } from "./harness.js"
+
+type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
+
+const isObject = (u: unknown): u is Record<string, Json> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const
+const parameterLocations = ["query", "header", "path", "cookie"]
+const schemaTypes = ["null", "boolean", "object", "array", "number", "string", "integer"]
+
+/** Every structural violation of OpenAPI 3.x found in `doc` (an empty list when it is valid). */
+const openApiProblems = (doc: unknown): Array<string> => {
+  const problems: Array<string> = []
+  const fail = (where: string, what: string): void => {
+    problems.push(`${where}: ${what}`)
+  }
+  if (!isObject(doc)) return ["document: not an object"]
+  if (typeof doc.openapi !== "string" || !/^3\.[01]\.\d+$/.test(doc.openapi)) fail("openapi", "must be 3.0.x or 3.1.x")
+  const info = doc.info
+  if (!isObject(info)) fail("info", "missing")
+  else {
+    if (typeof info.title !== "string" || info.title === "") fail("info.title", "must be a non-empty string")
+    if (typeof info.version !== "string" || info.version === "") fail("info.version", "must be a non-empty string")
+  }
+  if (!isObject(doc.paths)) fail("paths", "must be an object")
+  const components = isObject(doc.components) ? doc.components : {}
+  const schemes = isObject(components.securitySchemes) ? components.securitySchemes : {}
+
+  // Every $ref resolves to something in the document.
+  const resolve = (ref: string): unknown => {
+    if (!ref.startsWith("#/")) return undefined
+    let node: unknown = doc
+    for (const part of ref.slice(2).split("/")) {
+      const key = part.replace(/~1/g, "/").replace(/~0/g, "~")
+      node = isObject(node) ? node[key] : undefined
+    }
+    return node
+  }
+  const walk = (node: unknown, where: string): void => {
+    if (Array.isArray(node)) {
+      for (const [i, item] of node.entries()) walk(item, `${where}[${i}]`)
+    } else if (isObject(node)) {
+      for (const [key, value] of Object.entries(node)) {
+        if (key === "$ref") {
+          if (typeof value !== "string" || resolve(value) === undefined) fail(where, `unresolved $ref ${String(value)}`)
+        } else walk(value, `${where}.${key}`)
+      }
+    }
+  }
+  walk(doc, "#")
+
+  // Schemas use known types only.
+  const checkSchema = (schema: unknown, where: string): void => {
+    if (!isObject(schema)) {
+      fail(where, "schema must be an object")
+      return
+    }
+    const type = schema.type
+    const types = Array.isArray(type) ? type : type === undefined ? [] : [type]
+    for (const t of types)
+      if (typeof t !== "string" || !schemaTypes.includes(t)) fail(where, `unknown type ${String(t)}`)
+    if (schema.required !== undefined && !Array.isArray(schema.required)) fail(where, "required must be an array")
+    if (isObject(schema.properties)) {
+      for (const [name, sub] of Object.entries(schema.properties)) checkSchema(sub, `${where}.properties.${name}`)
+    }
+    if (schema.items !== undefined && !Array.isArray(schema.items)) checkSchema(schema.items, `${where}.items`)
+    for (const key of ["anyOf", "oneOf", "allOf"]) {
+      const list = schema[key]
+      if (list !== undefined) {
+        if (!Array.isArray(list) || list.length === 0) fail(where, `${key} must be a non-empty array`)
+        else for (const [i, sub] of list.entries()) checkSchema(sub, `${where}.${key}[${i}]`)
+      }
+    }
+  }
+  if (isObject(components.schemas)) {
+    for (const [name, schema] of Object.entries(components.schemas)) checkSchema(schema, `components.schemas.${name}`)
+  }
+  for (const [name, scheme] of Object.entries(schemes)) {
+    if (
+      !isObject(scheme) ||
+      !["apiKey", "http", "oauth2", "openIdConnect", "mutualTLS"].includes(String(scheme.type))
+    ) {
+      fail(`components.securitySchemes.${name}`, "invalid type")
+    } else if (
+      scheme.type === "apiKey" &&
+      (typeof scheme.name !== "string" || !["query", "header", "cookie"].includes(String(scheme.in)))
+    ) {
+      fail(`components.securitySchemes.${name}`, "apiKey needs name and in")
+    } else if (scheme.type === "http" && typeof scheme.scheme !== "string") {
+      fail(`components.securitySchemes.${name}`, "http needs scheme")
+    }
+  }
+  const checkSecurity = (security: unknown, where: string) => {
+    if (security === undefined) return
+    if (!Array.isArray(security)) {
+      fail(where, "security must be an array")
+      return
+    }
+    for (const requirement of security) {
+      if (!isObject(requirement)) fail(where, "a security requirement must be an object")
+      else
+        for (const name of Object.keys(requirement))
+          if (!(name in schemes)) fail(where, `unknown security scheme ${name}`)
+    }
+  }
+  checkSecurity(doc.security, "security")
+
+  const operationIds = new Set<string>()
+  for (const [path, item] of Object.entries(isObject(doc.paths) ? doc.paths : {})) {
+    if (!path.startsWith("/")) fail(path, "path must start with /")
+    if (!isObject(item)) {
+      fail(path, "path item must be an object")
+      continue
+    }
+    const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] ?? "")
+    for (const method of methods) {
+      const op = item[method]
+      if (op === undefined) continue
+      const where = `${method.toUpperCase()} ${path}`
+      if (!isObject(op)) {
+        fail(where, "operation must be an object")
+        continue
+      }
+      if (typeof op.operationId === "string") {
+        if (operationIds.has(op.operationId)) fail(where, `duplicate operationId ${op.operationId}`)
+        operationIds.add(op.operationId)
+      }
+      const parameters = Array.isArray(op.parameters) ? op.parameters : []
+      const seen = new Set<string>()
+      for (const parameter of parameters) {
+        if (
+          !isObject(parameter) ||
+          typeof parameter.name !== "string" ||
+          !parameterLocations.includes(String(parameter.in))
+        ) {
+          fail(where, "parameter needs name and a valid in")
+          continue
+        }
+        const key = `${parameter.in}:${parameter.name}`
+        if (seen.has(key)) fail(where, `duplicate parameter ${key}`)
+        seen.add(key)
+        if (parameter.in === "path" && parameter.required !== true)
+          fail(where, `path parameter ${parameter.name} must be required`)
+        if (parameter.schema !== undefined) checkSchema(parameter.schema, `${where} parameter ${parameter.name}`)
+      }
+      for (const name of templated)
+        if (!seen.has(`path:${name}`)) fail(where, `path parameter {${name}} is not declared`)
+      for (const key of seen) {
+        if (key.startsWith("path:") && !templated.includes(key.slice(5))) fail(where, `${key} is not in the path`)
+      }
+      if (op.requestBody !== undefined) {
+        const content = isObject(op.requestBody) ? op.requestBody.content : undefined
+        if (!isObject(content) || Object.keys(content).length === 0) fail(where, "requestBody needs content")
+      }
+      if (!isObject(op.responses) || Object.keys(op.responses).length === 0) fail(where, "needs responses")
+      else {
+        for (const [status, response] of Object.entries(op.responses)) {
+          if (!/^([1-5](\d\d|XX)|default)$/.test(status)) fail(where, `invalid response key ${status}`)
+          if (!isObject(response) || typeof response.description !== "string")
+            fail(`${where} ${status}`, "needs a description")
+          else if (response.content !== undefined) {
+            if (!isObject(response.content)) fail(`${where} ${status}`, "content must be an object")
+            else
+              for (const [type, media] of Object.entries(response.content)) {
+                if (!/^[\w.+-]+\/[\w.+*-]+$/.test(type)) fail(`${where} ${status}`, `invalid media type ${type}`)
+                if (isObject(media) && media.schema !== undefined)
+                  checkSchema(media.schema, `${where} ${status} ${type}`)
+              }
+          }
+        }
+      }
+      checkSecurity(op.security, where)
+    }
+  }
+  return problems
+}
+
+let h: Harness
+let spec: Record<string, Json>
+beforeAll(async () => {
+  h = await startServer()
+  spec = (await request(h.base, "GET", "/openapi.json")).json as Record<string, Json>
+})
+afterAll(async () => {
+  await h.close()
+})
+
+describe("/openapi.json", () => {
+  it("is a structurally valid OpenAPI 3.x document, generated from the API definition", () => {
+    expect(openApiProblems(spec)).toEqual([])
+    expect(spec).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(CreditLockApi))))
+  })
+
+  it("the structural check catches broken documents", () => {
+    const broken = JSON.parse(JSON.stringify(spec)) as {
+      openapi: string
+      paths: Record<string, Record<string, Record<string, unknown>>>
+    }
+    broken.openapi = "2.0"
+    const lock = broken.paths["/credit/v1/customers/{customerId}/{holderType}/{holderId}/_lock"]?.put ?? {}
+    lock.parameters = []
+    lock.responses = { "201": { content: { "application/json": { schema: { $ref: "#/components/schemas/Nope" } } } } }
+    const problems = openApiProblems(broken)
+    expect(problems.some((p) => p.startsWith("openapi"))).toBe(true)
+    expect(problems.some((p) => p.includes("{customerId} is not declared"))).toBe(true)
+    expect(problems.some((p) => p.includes("needs a description"))).toBe(true)
+    expect(problems.some((p) => p.includes("unresolved $ref"))).toBe(true)
+  })
+
+  it("documents every route with its method and success status", () => {
+    const paths = spec.paths as Record<
+      string,
+      Record<string, { responses: Record<string, unknown>; security?: unknown }>
+    >
+    const holder = "/credit/v1/customers/{customerId}/{holderType}/{holderId}"
+    const limits = "/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/{id}"
+    const expected: Array<[string, string, string]> = [
+      [holder, "get", "200"],
+      [holder, "put", "201"],
+      [holder, "put", "200"],
+      [`${holder}/_lock`, "put", "201"],
+      [`${holder}/_modify`, "put", "200"],
+      [`${holder}/_unlock`, "put", "204"],
+      [`${holder}/journal`, "get", "200"],
+      ["/customer/unlock", "patch", "200"],
+      [limits, "post", "201"],
+      [limits, "get", "200"],
+      ["/healthz", "get", "200"],
+    ]
+    for (const [path, method, status] of expected) {
+      expect(paths[path]?.[method]?.responses[status], `${method} ${path} ${status}`).toBeDefined()
+    }
+    const lock = paths[`${holder}/_lock`]?.put
+    for (const status of ["400", "401", "403", "404", "423", "429", "503", "500"])
+      expect(lock?.responses[status]).toBeDefined()
+    expect(lock?.security).toEqual([{ bearer: [] }, { apiKey: [], apiUsername: [] }])
+    expect(paths["/healthz"]?.get?.security).toEqual([])
+    const unlock = (
+      spec.paths as Record<string, Record<string, { requestBody: { content: Record<string, unknown> } }>>
+    )["/customer/unlock"]?.patch
+    expect(Object.keys(unlock?.requestBody.content ?? {}).sort()).toEqual([
+      "application/json",
+      "application/x-www-form-urlencoded",
+    ])
+  })
+
+  it("describes errors with the problem body", () => {
+    const schemas = (spec.components as { schemas: Record<string, { properties?: Record<string, unknown> }> }).schemas
+    const problem = schemas.LockKeyMismatchProblem
+    expect(problem?.properties).toHaveProperty("error")
+    expect(JSON.stringify(problem)).toContain("LOCK_KEY_MISMATCH")
+  })
+})
