@@ -1,9 +1,22 @@
 import { describe, expect, it } from "vitest"
 import { runSuite, smokePlan } from "./src/Bench.js"
+import { runHttpBench } from "./src/Http.js"
 import { memorySuite, redisSuite, type Suite, sqliteSuite } from "./src/Suites.js"
 
 /** `pnpm bench:smoke`: every scenario runs and loses nothing. No speed is asserted. */
 describe("bench smoke", () => {
+  it("http: both servers answer every request of both routes with 2xx", async () => {
+    const rows = await runHttpBench(1, 4)
+    expect(rows.map((r) => r.route)).toEqual(["GET credit", "lock → modify → unlock"])
+    for (const row of rows) {
+      for (const side of [row.library, row.baseline]) {
+        expect(side.requestsPerSecond).toBeGreaterThan(0)
+        expect(side.non2xx).toBe(0)
+        expect(side.errors).toBe(0)
+      }
+    }
+  })
+
   it.each([
     ["memory", memorySuite],
     ["sqlite FULL", sqliteSuite("FULL")],

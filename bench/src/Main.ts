@@ -12,6 +12,7 @@ import { cpus, totalmem } from "node:os"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { fullPlan, runSuite } from "./Bench.js"
+import { httpTable, runHttpBench } from "./Http.js"
 import { type Comparison, markdownTable, throughputChart } from "./Report.js"
 import { memorySuite, redisSuite, type Suite, sqliteSuite } from "./Suites.js"
 
@@ -52,6 +53,13 @@ const series = [...new Set(hot.map((r) => r.adapter))].flatMap((adapter) => {
   }
   return [library, baseline]
 })
+const http =
+  wanted === undefined || wanted.includes("http")
+    ? await runHttpBench(Math.max(1, Math.round(plan.durationMs / 1000) * 2))
+    : []
+const httpMarkdown = httpTable(http)
+console.log(`## HTTP layer (autocannon, 16 connections, memory store)\n\n${httpMarkdown}\n`)
+
 /** Runs a footprint script in its own process (so its heap is its own) and reads its JSON line. */
 const footprint = (script: string, args: ReadonlyArray<string>): Record<string, number> => {
   const path = fileURLToPath(new URL(script, import.meta.url))
@@ -74,8 +82,8 @@ const out = fileURLToPath(new URL("../results/", import.meta.url))
 mkdirSync(out, { recursive: true })
 writeFileSync(
   `${out}latest.json`,
-  `${JSON.stringify({ at: new Date().toISOString(), machine, plan, rows, footprint: { memory, disk } }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), machine, plan, rows, http, footprint: { memory, disk } }, null, 2)}\n`,
 )
 writeFileSync(`${out}hot-holder.svg`, throughputChart("Hot holder: lock → modify → unlock cycles/s", series))
-writeFileSync(`${out}latest.md`, `${table}\n\n${footprintTable}\n`)
+writeFileSync(`${out}latest.md`, `${table}\n\n${httpMarkdown}\n\n${footprintTable}\n`)
 console.log(`results: ${out}latest.json, ${out}hot-holder.svg`)

@@ -65,8 +65,8 @@ export interface RateLimit {
   readonly window: Duration.DurationInput
 }
 
-/** The default rate limit: 6,000 requests per minute per credential. */
-export const DEFAULT_RATE_LIMIT: RateLimit = { limit: 6_000, window: Duration.minutes(1) }
+/** The default rate limit: 60,000 requests per minute per credential (1,000 a second). */
+export const DEFAULT_RATE_LIMIT: RateLimit = { limit: 60_000, window: Duration.minutes(1) }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const unsafeText = /[\s\u0000-\u001f\u007f]/

@@ -7,7 +7,7 @@
  * | `PORT` | `8080` | port (0 picks a free one) |
  * | `CREDIT_STORE` | `sqlite:./data/creditlock.sqlite` | storage, see `Store` |
  * | `CREDIT_CREDENTIALS` | one generated admin token, printed once | JSON credentials, see `Auth` |
- * | `CREDIT_RATE_LIMIT` | `6000` | requests per minute per credential |
+ * | `CREDIT_RATE_LIMIT` | `60000` | requests per minute per credential |
  * | `CREDIT_LOCK_TTL_SECONDS` | `120` | lock time-to-live |
  *
  * On start it prints the URL, the docs URL, the store and — only when it generated one — the admin

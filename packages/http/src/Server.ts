@@ -37,7 +37,7 @@ const MAX_PARAM_LENGTH = 2048
 export interface ApiOptions {
   /** Who may call the API (see `Auth`). At least one credential is needed to call anything but health and docs. */
   readonly credentials: ReadonlyArray<Credential>
-  /** Per-credential rate limit; default 6,000 requests per minute. */
+  /** Per-credential rate limit; default 60,000 requests per minute. */
   readonly rateLimit?: RateLimit | undefined
   /** The largest request body in bytes; default 64 KiB. Larger bodies → 413. */
   readonly maxBodyBytes?: number | undefined

@@ -97,7 +97,7 @@ describe("server configuration", () => {
         host: "127.0.0.1",
         port: 8080,
         store: { _tag: "Sqlite", filename: "./data/creditlock.sqlite" },
-        rateLimitPerMinute: 6000,
+        rateLimitPerMinute: 60000,
         lockTtlSeconds: 120,
       })
       expect(Option.isNone(result.right.credentials)).toBe(true)
