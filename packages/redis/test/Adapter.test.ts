@@ -1,6 +1,13 @@
 import { randomUUID } from "node:crypto"
 import { CreditEngine, encodeDocument, type HolderRef, holderKey, Storage } from "@creditlock/core"
 import { change, contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "@creditlock/test-suite"
+import {
+  freePort,
+  type RedisServer,
+  requireBinary,
+  requireRedis,
+  startServer,
+} from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"
 import {
   Config,
@@ -19,7 +26,6 @@ import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { escapeId, keyLayout } from "../src/internal/keys.js"
 import * as Scripts from "../src/internal/scripts.js"
-import { freePort, type RedisServer, requireBinary, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { CreditEngine, type HolderRef } from "@creditlock/core"
 import { change, conformance, contract, customerHolder, engineWith, freshCustomer } from "@creditlock/test-suite"
+import { type RedisCluster, requireRedis, startCluster } from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { Cluster } from "ioredis"
@@ -8,7 +9,6 @@ import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { escapeId, keyLayout } from "../src/internal/keys.js"
 import { multiClientRun } from "./Load.js"
-import { type RedisCluster, requireRedis, startCluster } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()

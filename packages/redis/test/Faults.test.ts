@@ -1,11 +1,17 @@
 import { CreditEngine, type HolderRef, holderKey, Storage } from "@creditlock/core"
 import { change, contract, engineWith } from "@creditlock/test-suite"
+import {
+  awaitClusterState,
+  type RedisServer,
+  requireRedis,
+  startCluster,
+  startServer,
+} from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Schedule } from "effect"
 import { Cluster, Redis } from "ioredis"
 import { RedisStorage } from "../src/index.js"
 import { emptyLog, multiClientRun, runWorker, sharedHolders, wholeJournal } from "./Load.js"
-import { awaitClusterState, type RedisServer, requireRedis, startCluster, startServer } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()

@@ -1,10 +1,10 @@
 import { conformance } from "@creditlock/test-suite"
+import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { multiClientRun } from "./Load.js"
-import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()
