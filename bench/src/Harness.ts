@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { setImmediate as yieldToLoop } from "node:timers/promises"
+import { setTimeout as sleep, setImmediate as yieldToLoop } from "node:timers/promises"
 
 /** What one lock attempt answered: a key, or "locked by someone else". */
 export type LockAttempt = { readonly key: string } | "locked"
@@ -56,6 +56,14 @@ export interface ScenarioResult {
   readonly errors: number
 }
 
+/**
+ * How a contender waits after a 423: the next turn of the event loop first, then a jittered
+ * exponential back-off (up to 2, 4, …, 64 ms) — what a well-behaved client does, so that
+ * waiting contenders do not flood the store while the lock holder works.
+ */
+const backoff = (refused: number): Promise<unknown> =>
+  refused === 1 ? yieldToLoop() : sleep(Math.random() * Math.min(2 ** (refused - 1), 64))
+
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted.length === 0 ? 0 : (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0)
 
@@ -102,9 +110,9 @@ export const contend = async (
     while (performance.now() < deadline) {
       const t0 = performance.now()
       let attempt = await target.lock(holderId)
-      while (attempt === "locked") {
+      for (let refused = 1; attempt === "locked"; refused++) {
         retries++
-        await yieldToLoop()
+        await backoff(refused)
         attempt = await target.lock(holderId)
       }
       const waited = performance.now() - t0
