@@ -158,6 +158,25 @@ export const limitsTests = (storage: StorageLayer) => {
       ),
     )
 
+    it.effect("a record with thresholds only (no limit set, no temporary limit in force) leaves the minimum at 0", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const { ref, balanceGroupId } = yield* openWithGroup
+          yield* engine.setCreditLimits(balanceGroupId, { resourceId: 826, thresholds: "50" })
+          yield* refused(ref, "GBP", -1, "InsufficientCredit")
+          yield* engine.setCreditLimits(balanceGroupId, {
+            resourceId: 826,
+            tempCreditLimit: [
+              { limit: "1.00", validFromUnit: 1, validFromOffset: 0, validToUnit: 1, validToOffset: 60 },
+            ],
+          })
+          yield* apply(ref, "GBP", -100)
+          yield* refused(ref, "GBP", -1, "CreditLimitExceeded")
+        }),
+      ),
+    )
+
     it.effect("overrideCreditLimit 1 stops enforcement; 0 restores it", () =>
       provide(
         Effect.gen(function* () {
@@ -343,11 +362,12 @@ export const limitsTests = (storage: StorageLayer) => {
             expect((yield* engine.verify(plain)).ok).toBe(true)
 
             yield* expectRejected([], "HolderNotFound", engine.getCreditLimits(`nobody-${randomUUID()}`))
+            // Two customers' contracts with the same id share the default alias (their holder id).
             const shared = `bg-${randomUUID()}`
-            const one = contract()
-            const two = contract(freshCustomer())
-            yield* engine.openHolder(one, { balanceGroupId: shared })
-            yield* engine.openHolder(two, { balanceGroupId: shared })
+            const one = contract(freshCustomer(), shared)
+            const two = contract(freshCustomer(), shared)
+            yield* engine.openHolder(one)
+            yield* engine.openHolder(two)
             const error = yield* expectRejected(
               [one, two],
               "IdempotencyConflict",
@@ -582,9 +602,9 @@ const checkAgainstModel = async (
       const minimum = effective === "unlimited" ? Number.NEGATIVE_INFINITY : -effective
       const refused = op.value < 0 && enforced && after < minimum
       if (refused) {
-        expect(Either.isLeft(result) && result.left._tag).toBe(
-          model === null ? "InsufficientCredit" : "CreditLimitExceeded",
-        )
+        // Without a regular limit or a temporary one in force, a record (thresholds only) is no limit.
+        const limited = model !== null && (model.limit !== null || model.temps.some((t) => t.from <= now && now < t.to))
+        expect(Either.isLeft(result) && result.left._tag).toBe(limited ? "CreditLimitExceeded" : "InsufficientCredit")
       } else {
         const ok = Either.getOrThrow(result)
         // Every event must be a real upward crossing of a configured threshold, and none missed.

@@ -53,6 +53,7 @@ import {
   Id,
   OpenHolderOptions,
   type StoredHolder,
+  sameHolder,
   toCredit,
   view,
 } from "./Holder.js"
@@ -287,7 +288,13 @@ const decodeModify = decoder(ModifyRequest, "request")
 const decodeLookup = decoder(CustomerLookup, "lookup")
 const decodeLimits = decoder(CreditLimitRequest, "request")
 const decodeBalanceGroup = decoder(Id, "balance group id")
-const decodeKey = decoder(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)), "lock key")
+// Messages never echo the value: a lock key is a secret, and error details get logged.
+const decodeKey = decoder(
+  Schema.String.annotations({ message: () => "must be a string" }).pipe(
+    Schema.filter((key) => (key.length >= 1 && key.length <= 256) || "must be 1–256 characters"),
+  ),
+  "lock key",
+)
 const decodeReason = decoder(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1000)), "reason")
 const decodeJournalOptions = decoder(
   Schema.Struct({
@@ -403,6 +410,17 @@ export const make = (
         const ref = yield* decodeRef(refIn)
         const opts = yield* decodeOpenOptions(optionsIn)
         yield* withHolder(ref)
+        if (opts.balanceGroupId !== undefined) {
+          // An explicit balance group is a claim: another holder that already answers to it would
+          // make it ambiguous for every limit call. (Two opens racing on the same new alias can
+          // still both succeed; lookups then answer IdempotencyConflict rather than guess.)
+          const owners = yield* lookupConfirmed({ kind: "balanceGroup", value: opts.balanceGroupId })
+          if (owners.some((owner) => !sameHolder(owner, ref))) {
+            return yield* new IdempotencyConflict({
+              detail: `balance group "${opts.balanceGroupId}" already belongs to another holder`,
+            })
+          }
+        }
         return yield* transact(ref, (stored, now) =>
           Effect.map(
             decideOpen(Option.getOrNull(Option.map(stored, (s) => s.document)), ref, opts, now, randomUUID()),

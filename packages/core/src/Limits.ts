@@ -331,6 +331,11 @@ export const minimumCredit = (document: HolderDocument, currencyCode: string, no
   if (limits === undefined) return { minimum: 0, limited: false, describe: "no credit limit applies (minimum 0)" }
   if (limits.overrideCreditLimit) return { minimum: null, limited: true, describe: "the credit limit is overridden" }
   const effective = effectiveLimit(limits, now)
+  // A record that only carries thresholds (no regular limit ever set, no temporary one in force)
+  // leaves the holder as one without a credit limit.
+  if (limits.limit === null && !limits.temporary.some((t) => t.validFrom <= now && now < t.validTo)) {
+    return { minimum: 0, limited: false, describe: "no credit limit applies (minimum 0)" }
+  }
   if (effective === "unlimited") return { minimum: null, limited: true, describe: "the credit limit is unlimited" }
   return {
     minimum: -effective,

@@ -48,7 +48,7 @@ export const requireCustomer = (customerId: string): Effect.Effect<void, Forbidd
   Effect.flatMap(Principal, (principal) =>
     principal.allows(customerId)
       ? Effect.void
-      : Effect.fail(new Forbidden({ detail: `this credential may not act on customer "${customerId}"` })),
+      : Effect.fail(new Forbidden({ detail: "this credential may not act on this customer" })),
   )
 
 /** Fails with Forbidden unless the request's credential may act on every customer. */

@@ -1,12 +1,15 @@
 /**
  * The implementation of {@link CreditLockApi} over the `CreditEngine` of @creditlock/core. Handlers
- * only translate: they check that the credential may act on the customer (403 otherwise, before
- * anything is read), call the engine, and shape its result. Every rule lives in the engine.
+ * only translate: they check that the credential may act on the customer (403 otherwise; for
+ * routes that name a customer, before anything is read), call the engine, and shape its result.
+ * Every rule lives in the engine. A balance group is known only by looking it up: to a credential
+ * that is not an administrator, one of another customer's (or an ambiguous one) is answered
+ * exactly like an unknown one (404), so the routes reveal nothing about other customers.
  *
  * @module
  */
 
-import { CreditEngine, type HolderRef, Storage } from "@creditlock/core"
+import { CreditEngine, Forbidden, HolderNotFound, type HolderRef, Storage } from "@creditlock/core"
 import { type HttpApi, HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { CreditLockApi } from "./Api.js"
@@ -41,6 +44,18 @@ export const CreditLive = HttpApiBuilder.group(CreditLockApi, "credit", (handler
         Effect.gen(function* () {
           yield* requireCustomer(path.customerId)
           const ref = refOf(path)
+          // A balance-group id is a global name (Billing Care addresses holders by it): only an
+          // administrator may give a holder one other than its own id, so a credential cannot
+          // squat another customer's balance group.
+          if (
+            payload.balanceGroupId !== undefined &&
+            payload.balanceGroupId !== ref.holderId &&
+            !(yield* Principal).admin
+          ) {
+            return yield* new Forbidden({
+              detail: "only an administrator credential may set a balanceGroupId other than the holder id",
+            })
+          }
           const opened = yield* engine.openHolder(
             ref,
             payload.balanceGroupId === undefined ? {} : { balanceGroupId: payload.balanceGroupId },
@@ -114,6 +129,26 @@ export const CustomerLive = HttpApiBuilder.group(CreditLockApi, "customer", (han
   }),
 )
 
+/**
+ * For a credential that is not an administrator, a balance group of another customer, or one
+ * shared by several holders, is answered like an unknown one.
+ */
+const hideOthers = <A, E extends { readonly _tag: string }, R>(
+  id: string,
+  effect: Effect.Effect<A, E, R>,
+): Effect.Effect<A, E | HolderNotFound, R | Principal> =>
+  Effect.flatMap(
+    Principal,
+    (principal): Effect.Effect<A, E | HolderNotFound, R> =>
+      principal.admin
+        ? effect
+        : Effect.catchIf(
+            effect,
+            (e) => e._tag === "Forbidden" || e._tag === "IdempotencyConflict",
+            () => Effect.fail(new HolderNotFound({ detail: `no holder has balance group "${id}"` })),
+          ),
+  )
+
 /** The `billingCare` group: BRM credit limits of a balance group. */
 export const BillingCareLive = HttpApiBuilder.group(CreditLockApi, "billingCare", (handlers) =>
   Effect.gen(function* () {
@@ -124,8 +159,8 @@ export const BillingCareLive = HttpApiBuilder.group(CreditLockApi, "billingCare"
           const principal = yield* Principal
           if (!principal.admin) {
             // The balance group names a holder; its customer decides whether this credential may act.
-            const current = yield* engine.getCreditLimits(path.id)
-            yield* requireCustomer(current.holder.customerId)
+            const current = yield* hideOthers(path.id, engine.getCreditLimits(path.id))
+            yield* hideOthers(path.id, requireCustomer(current.holder.customerId))
           }
           yield* engine.setCreditLimits(path.id, payload)
           return "Ok" as const
@@ -133,8 +168,8 @@ export const BillingCareLive = HttpApiBuilder.group(CreditLockApi, "billingCare"
       )
       .handle("getCreditLimits", ({ path }) =>
         Effect.gen(function* () {
-          const view = yield* engine.getCreditLimits(path.id)
-          yield* requireCustomer(view.holder.customerId)
+          const view = yield* hideOthers(path.id, engine.getCreditLimits(path.id))
+          yield* hideOthers(path.id, requireCustomer(view.holder.customerId))
           return CreditLimitsResponse.make(creditLimitsJson(view))
         }),
       )

@@ -443,9 +443,13 @@ describe("Billing Care credit limits", () => {
     expectProblem(await post(`bg-${ref.holderId}`, { limit: "12" }), 400, "INVALID_REQUEST")
     expectProblem(await post(`bg-${ref.holderId}`, { resourceId: 999999, limit: "1" }), 422, "UNSUPPORTED_RESOURCE")
     expectProblem(await post("no-such-group", { resourceId: 840, limit: "1" }), 404, "HOLDER_NOT_FOUND")
+    // An explicit balance group another holder answers to is refused when opening…
     await open(fresh(), { balanceGroupId: "shared-bg" })
-    await open(fresh(), { balanceGroupId: "shared-bg" })
-    expectProblem(await post("shared-bg", { resourceId: 840, limit: "1" }), 409, "IDEMPOTENCY_CONFLICT")
+    expectProblem(await open(fresh(), { balanceGroupId: "shared-bg" }), 409, "IDEMPOTENCY_CONFLICT")
+    // …but two customers' contracts with the same id share the default alias: ambiguous.
+    await open({ customerId: "cus_x", holderType: "contracts", holderId: "shared-default" })
+    await open({ customerId: "cus_y", holderType: "contracts", holderId: "shared-default" })
+    expectProblem(await post("shared-default", { resourceId: 840, limit: "1" }), 409, "IDEMPOTENCY_CONFLICT")
     expectProblem(
       await request(h.base, "GET", path("no-such-group"), { headers: bearer(ADMIN) }),
       404,
@@ -453,17 +457,21 @@ describe("Billing Care credit limits", () => {
     )
   })
 
-  it("refuses a credential limited to another customer with 403, before changing anything", async () => {
+  it("answers a credential limited to another customer as if the balance group were unknown (404), changing nothing", async () => {
     const ref = fresh("cus_other")
     await open(ref, { balanceGroupId: `bg-${ref.holderId}` })
     const before = h.control.commits
     const limited = { ...bearer(LIMITED), "content-type": "application/json" }
-    expectProblem(await post(`bg-${ref.holderId}`, { resourceId: 840, limit: "1" }, limited), 403, "FORBIDDEN")
-    expectProblem(await request(h.base, "GET", path(`bg-${ref.holderId}`), { headers: limited }), 403, "FORBIDDEN")
+    expectProblem(await post(`bg-${ref.holderId}`, { resourceId: 840, limit: "1" }, limited), 404, "HOLDER_NOT_FOUND")
+    expectProblem(
+      await request(h.base, "GET", path(`bg-${ref.holderId}`), { headers: limited }),
+      404,
+      "HOLDER_NOT_FOUND",
+    )
     expect(h.control.commits).toBe(before)
     const own: HolderRef = { customerId: "cus_a", holderType: "contracts", holderId: `own_${++counter}` }
-    await open(own, { balanceGroupId: `bg-${own.holderId}` })
-    expect((await post(`bg-${own.holderId}`, { resourceId: 840, limit: "1" }, limited)).status).toBe(201)
+    await open(own)
+    expect((await post(own.holderId, { resourceId: 840, limit: "1" }, limited)).status).toBe(201)
   })
 })
 

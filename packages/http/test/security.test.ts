@@ -92,8 +92,54 @@ describe("authentication", () => {
       expectStatus(r, 403, "FORBIDDEN")
     }
     expect(h.control.commits).toBe(before)
+    // A 403 names no customer.
+    for (const [method, path] of calls) {
+      const r = await request(h.base, method, path, { headers })
+      expect(r.text).not.toContain(other.customerId)
+    }
     // The same credential may act on its own customer.
     expect((await request(h.base, "PUT", `${holderPath(own)}/_lock`, { headers })).status).toBe(201)
+  })
+})
+
+describe("balance groups and restricted credentials", () => {
+  const limitPath = (id: string) =>
+    `/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/${encodeURIComponent(id)}`
+  const limited = { ...bearer(LIMITED), "content-type": "application/json" }
+
+  it("only an administrator may give a holder a balance group other than its id", async () => {
+    const mine = { customerId: "cus_a", holderType: "contracts", holderId: "bg_own_1" } as const
+    const squat = await request(h.base, "PUT", holderPath(mine), {
+      headers: limited,
+      body: JSON.stringify({ balanceGroupId: "0.0.0.1+-balance_group+squatted" }),
+    })
+    expectStatus(squat, 403, "FORBIDDEN")
+    const plain = await request(h.base, "PUT", holderPath(mine), {
+      headers: limited,
+      body: JSON.stringify({ balanceGroupId: "bg_own_1" }),
+    })
+    expect(plain.status).toBe(201)
+  })
+
+  it("answers another customer's balance group like an unknown one (404), revealing nothing", async () => {
+    const theirs = { customerId: "cus_secret_42", holderType: "contracts", holderId: "bg_victim" } as const
+    await request(h.base, "PUT", holderPath(theirs), {
+      headers: adminJson,
+      body: JSON.stringify({ balanceGroupId: "bg-victim-group" }),
+    })
+    const unknown = await request(h.base, "GET", limitPath("bg-no-such-group"), { headers: limited })
+    for (const [method, body] of [
+      ["GET", undefined],
+      ["POST", JSON.stringify({ resourceId: 840, limit: "1.00" })],
+    ] as const) {
+      const r = await request(h.base, method, limitPath("bg-victim-group"), {
+        headers: limited,
+        ...(body === undefined ? {} : { body }),
+      })
+      expectStatus(r, 404, problemOf(unknown.json)?.code ?? "")
+      expect(r.text).not.toContain("cus_secret_42")
+    }
+    expect((await request(h.base, "GET", limitPath("bg-victim-group"), { headers: adminJson })).status).toBe(200)
   })
 })
 
@@ -121,6 +167,21 @@ describe("request bodies", () => {
     expect(response.headers.get("transfer-encoding") ?? "").not.toContain("gzip")
     expect(response.status).toBe(413)
     expect(problemOf(await response.json())?.code).toBe("PAYLOAD_TOO_LARGE")
+    // Far larger streamed bodies still get their 413, not a reset connection.
+    const huge = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 128; i++) controller.enqueue(chunk)
+        controller.close()
+      },
+    })
+    const hugeResponse = await fetch(`${h.base}${unlockPath}`, {
+      method: "PUT",
+      headers: adminJson,
+      body: huge,
+      duplex: "half",
+      signal: AbortSignal.timeout(10_000),
+    } as RequestInit)
+    expect(hugeResponse.status).toBe(413)
     expect(h.control.commits).toBe(before)
     // Exactly at the limit is accepted as a body (then refused for what it says).
     const padded = JSON.stringify({ key: "k" }).padEnd(64 * 1024, " ")
