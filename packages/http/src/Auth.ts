@@ -115,6 +115,9 @@ export const parseCredentials = (json: string): Either.Either<ReadonlyArray<Cred
       (other) => other.username === username && Redacted.value(other.token) === token,
     )
     if (duplicate >= 0) return Either.left(`${at} repeats CREDIT_CREDENTIALS[${duplicate}]`)
+    // A username names one credential (in logs, and for its rate limit).
+    const sameName = username === undefined ? -1 : credentials.findIndex((other) => other.username === username)
+    if (sameName >= 0) return Either.left(`${at}.username is already used by CREDIT_CREDENTIALS[${sameName}]`)
     credentials.push({
       token: Redacted.make(token),
       ...(username === undefined ? {} : { username }),

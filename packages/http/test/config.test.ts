@@ -74,6 +74,7 @@ describe("CREDIT_CREDENTIALS", () => {
       '[{"token":"secret-5","username":"","customers":["*"]}]',
       '[{"token":"secret-6","customers":["*"]},{"token":"secret-6","customers":["c"]}]',
       '[{"token":123,"customers":["*"]}]',
+      '[{"token":"secret-7","username":"ops","customers":["*"]},{"token":"secret-8","username":"ops","customers":["c"]}]',
     ]
     for (const json of cases) {
       const message = left(parseCredentials(json))
