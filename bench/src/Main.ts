@@ -26,7 +26,10 @@ const suites: Array<() => Suite> = [memorySuite, sqliteSuite("FULL"), sqliteSuit
 const rows: Array<Comparison> = []
 for (const make of suites) {
   const suite = make()
-  if (wanted !== undefined && !wanted.includes(suite.adapter)) continue
+  if (wanted !== undefined && !wanted.includes(suite.adapter)) {
+    await suite.close?.()
+    continue
+  }
   try {
     rows.push(...(await runSuite(suite, plan, (line) => console.error(line))))
   } finally {
