@@ -1,17 +1,11 @@
 import { CreditLocked, LockKeyMismatch, Unauthorized } from "@creditlock/core"
 import { FetchHttpClient, type HttpClient } from "@effect/platform"
 import { Effect, Either, Redacted } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as Client from "../src/Client.js"
-import { ADMIN, type Harness, startServer, TRACK } from "./harness.js"
+import { ADMIN, serverPerFile, TRACK } from "./harness.js"
 
-let h: Harness
-beforeAll(async () => {
-  h = await startServer()
-})
-afterAll(async () => {
-  await h.close()
-})
+const h = serverPerFile()
 
 const run = <A, E>(effect: Effect.Effect<A, E, HttpClient.HttpClient>) =>
   Effect.runPromise(Effect.provide(effect, FetchHttpClient.layer))

@@ -15,6 +15,7 @@ import {
 import { MemoryStorage } from "@creditlock/memory"
 import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Logger, ManagedRuntime, Option, Redacted } from "effect"
+import { afterAll, beforeAll } from "vitest"
 import type { Credential, RateLimit } from "../src/Auth.js"
 import { layerServer } from "../src/Server.js"
 
@@ -179,4 +180,35 @@ export const problemOf = (
   if (typeof status !== "string" || typeof title !== "string" || typeof detail !== "string" || typeof code !== "string")
     return undefined
   return { status, title, detail, code }
+}
+
+/**
+ * One server for a whole test file: started before its tests, closed after them. The returned
+ * object reads through to that server, so tests use it as a `Harness`.
+ */
+export const serverPerFile = (options: HarnessOptions = {}): Harness => {
+  let current: Harness | undefined
+  beforeAll(async () => {
+    current = await startServer(options)
+  })
+  afterAll(async () => {
+    await current?.close()
+  })
+  const get = (): Harness => {
+    if (current === undefined) throw new Error("the test server is used before it started")
+    return current
+  }
+  return {
+    get base() {
+      return get().base
+    },
+    get control() {
+      return get().control
+    },
+    get logs() {
+      return get().logs
+    },
+    run: (effect) => get().run(effect),
+    close: () => get().close(),
+  }
 }

@@ -1,26 +1,9 @@
 import { CreditEngine, type HolderRef } from "@creditlock/core"
 import { Effect } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import {
-  ADMIN,
-  adminJson,
-  bearer,
-  type Harness,
-  holderPath,
-  LIMITED,
-  problemOf,
-  request,
-  startServer,
-  TRACK,
-} from "./harness.js"
+import { describe, expect, it } from "vitest"
+import { ADMIN, adminJson, bearer, holderPath, LIMITED, problemOf, request, serverPerFile, TRACK } from "./harness.js"
 
-let h: Harness
-beforeAll(async () => {
-  h = await startServer()
-})
-afterAll(async () => {
-  await h.close()
-})
+const h = serverPerFile()
 
 let counter = 0
 /** A fresh holder id for each test, so tests do not depend on each other. */

@@ -1,25 +1,19 @@
 import { Duration } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import {
   ADMIN,
   adminJson,
   bearer,
-  type Harness,
   holderPath,
   LIMITED,
   problemOf,
   request,
+  serverPerFile,
   startServer,
   TRACK,
 } from "./harness.js"
 
-let h: Harness
-beforeAll(async () => {
-  h = await startServer()
-})
-afterAll(async () => {
-  await h.close()
-})
+const h = serverPerFile()
 
 const own = { customerId: "cus_a", holderType: "contracts", holderId: "sec_1" } as const
 const other = { customerId: "cus_b", holderType: "contracts", holderId: "sec_2" } as const

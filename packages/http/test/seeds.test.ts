@@ -2,16 +2,10 @@
  * The three flows this server replaces, sent as their own documentation sends them: only the base
  * URL and the credentials differ.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { ADMIN, type Harness, request, startServer, TRACK } from "./harness.js"
+import { describe, expect, it } from "vitest"
+import { ADMIN, request, serverPerFile, TRACK } from "./harness.js"
 
-let h: Harness
-beforeAll(async () => {
-  h = await startServer()
-})
-afterAll(async () => {
-  await h.close()
-})
+const h = serverPerFile()
 
 const auth = { Authorization: `Bearer ${ADMIN.token}` }
 

@@ -8,7 +8,7 @@ import { Cluster } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { escapeId, keyLayout } from "../src/internal/keys.js"
-import { multiClientRun } from "./Load.js"
+import { multiClientTests } from "./Load.js"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()
@@ -153,14 +153,4 @@ describe("redis (cluster): layout and maintenance", () => {
   )
 })
 
-describe("redis (cluster): several clients", () => {
-  it.live(
-    "independent clients looping lock → modify → unlock on shared holders lose nothing",
-    () =>
-      Effect.gen(function* () {
-        const result = yield* multiClientRun(storage, 6, 40)
-        expect(result.refused).toBeGreaterThan(0)
-      }),
-    60_000,
-  )
-})
+multiClientTests("redis (cluster)", storage)

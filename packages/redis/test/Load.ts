@@ -7,7 +7,7 @@
  */
 import { CreditEngine, type HolderRef, holderKey, type JournalEntry } from "@creditlock/core"
 import { change, contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "@creditlock/test-suite"
-import { expect } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Schedule } from "effect"
 
 /** Three holders: two of one customer, one of another. */
@@ -154,3 +154,18 @@ export const multiClientRun = (storage: StorageLayer, clients: number, cycles: n
     )
     return { acknowledged: acknowledged.length, refused: logs.flatMap((l) => l.refused).length }
   })
+
+/** Registers the multi-client test: 6 independent clients × 40 cycles on shared holders. */
+export const multiClientTests = (name: string, storage: StorageLayer): void => {
+  describe(`${name}: several clients`, () => {
+    it.live(
+      "independent clients looping lock → modify → unlock on shared holders lose nothing",
+      () =>
+        Effect.gen(function* () {
+          const result = yield* multiClientRun(storage, 6, 40)
+          expect(result.refused).toBeGreaterThan(0)
+        }),
+      60_000,
+    )
+  })
+}

@@ -1,10 +1,9 @@
 import { conformance } from "@creditlock/test-suite"
 import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
-import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Layer } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
-import { multiClientRun } from "./Load.js"
+import { multiClientTests } from "./Load.js"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()
@@ -28,14 +27,4 @@ const storage = Layer.suspend(() => RedisStorage.layer({ url: url(), keyPrefix: 
 
 conformance("redis (standalone)", storage)
 
-describe("redis (standalone): several clients", () => {
-  it.live(
-    "independent clients looping lock → modify → unlock on shared holders lose nothing",
-    () =>
-      Effect.gen(function* () {
-        const result = yield* multiClientRun(storage, 6, 40)
-        expect(result.refused).toBeGreaterThan(0)
-      }),
-    60_000,
-  )
-})
+multiClientTests("redis (standalone)", storage)
