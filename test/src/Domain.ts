@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash, randomUUID } from "node:crypto"
-import { CreditEngine, encodeDocument, type HolderRef, type Storage } from "@creditlock/core"
+import { CreditEngine, encodeDocument, type HolderRef, Storage } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Redacted, type Scope, TestClock } from "effect"
 import {
@@ -38,19 +38,74 @@ export const domainTests = (storage: StorageLayer) => {
     })
 
   describe("holders", () => {
-    it.effect("opening is idempotent and the balance group defaults to the holder id", () =>
+    it.effect("opening is idempotent; without an explicit balance group a holder has none (no implicit alias)", () =>
       provide(
         Effect.gen(function* () {
           const engine = yield* CreditEngine
           const ref = contract()
           const first = yield* engine.openHolder(ref)
-          expect(first).toEqual({ holder: ref, balanceGroupId: ref.holderId, created: true })
+          expect(first).toEqual({ holder: ref, balanceGroupId: null, created: true })
           const again = yield* engine.openHolder(ref)
           expect(again.created).toBe(false)
-          const same = yield* engine.openHolder(ref, { balanceGroupId: ref.holderId })
-          expect(same.created).toBe(false)
           const view = yield* engine.getCredit(ref)
-          expect(view).toEqual({ holder: ref, balanceGroupId: ref.holderId, current: { credit: [] } })
+          expect(view).toEqual({ holder: ref, balanceGroupId: null, current: { credit: [] } })
+          // The holder id is not an alias: the balance-group calls cannot find the holder by it.
+          yield* expectRejected(ref, "HolderNotFound", engine.getCreditLimits(ref.holderId))
+          // Opening again with one attaches it (journaled), once.
+          const attached = yield* engine.openHolder(ref, { balanceGroupId: `bg-${ref.holderId}` })
+          expect(attached).toEqual({ holder: ref, balanceGroupId: `bg-${ref.holderId}`, created: false })
+          expect((yield* engine.getCreditLimits(`bg-${ref.holderId}`)).holder).toEqual(ref)
+          expect((yield* engine.journal(ref)).entries.map((e) => e.kind)).toEqual(["opened", "balance-group"])
+          yield* expectRejected(ref, "IdempotencyConflict", engine.openHolder(ref, { balanceGroupId: "another" }))
+          expect((yield* engine.verify(ref)).ok).toBe(true)
+        }),
+      ),
+    )
+
+    it.effect("no holder can squat another's balance group; two customers' equal holder ids both work", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const storage = yield* Storage
+          const holderId = `sub-${randomUUID()}`
+          const theirs = contract(freshCustomer(), holderId)
+          const bg = `0.0.0.1+-balance_group+${randomUUID()}`
+          yield* engine.openHolder(theirs, { balanceGroupId: bg })
+          // Another customer's holder with the same holder id, opened plainly or claiming the alias,
+          // neither makes the first one's balance group ambiguous nor unreachable.
+          const squatter = contract(freshCustomer(), holderId)
+          yield* engine.openHolder(squatter)
+          yield* expectRejected(squatter, "IdempotencyConflict", engine.openHolder(squatter, { balanceGroupId: bg }))
+          expect((yield* engine.setCreditLimits(bg, { resourceId: 826, limit: 1 })).holder).toEqual(theirs)
+          expect(yield* storage.lookup({ kind: "balanceGroup", value: bg })).toEqual([theirs])
+          // With distinct aliases, both holders work on the balance-group calls.
+          const bg2 = `0.0.0.1+-balance_group+${randomUUID()}`
+          yield* engine.openHolder(squatter, { balanceGroupId: bg2 })
+          expect((yield* engine.getCreditLimits(bg2)).holder).toEqual(squatter)
+          expect((yield* engine.getCreditLimits(bg)).holder).toEqual(theirs)
+        }),
+      ),
+    )
+
+    it.effect("racing opens claiming one new alias: exactly one holder gets it", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const bg = `race-${randomUUID()}`
+          const refs = Array.from({ length: 12 }, () => contract())
+          const outcomes = yield* Effect.forEach(
+            refs,
+            (ref) => Effect.either(engine.openHolder(ref, { balanceGroupId: bg })),
+            {
+              concurrency: "unbounded",
+            },
+          )
+          const winners = refs.filter((_, i) => outcomes[i]?._tag === "Right")
+          expect(winners).toHaveLength(1)
+          for (const outcome of outcomes) {
+            if (outcome._tag === "Left") expect(outcome.left._tag).toBe("IdempotencyConflict")
+          }
+          expect((yield* engine.getCreditLimits(bg)).holder).toEqual(winners[0])
         }),
       ),
     )
@@ -156,7 +211,7 @@ export const domainTests = (storage: StorageLayer) => {
           expect(key).toMatch(/^[A-Za-z0-9_-]{22}$/)
           expect(Buffer.from(key, "base64url")).toHaveLength(16)
           expect(lock.expiry.getTime()).toBe(1_700_000_000_000 + 120_000)
-          expect(credit).toEqual({ holder: ref, balanceGroupId: ref.holderId, current: { credit: [] } })
+          expect(credit).toEqual({ holder: ref, balanceGroupId: null, current: { credit: [] } })
           expect(String(lock.key)).not.toContain(key)
         }),
       ),

@@ -1,71 +1,298 @@
 /**
- * Conformance: failures between the engine and the store. A commit whose reply is lost may have
- * been applied; the engine must then report what really happened, never a success that did not
- * commit nor a failure that did.
+ * Conformance: failures between the engine and the store. A write ends applied, not applied, or
+ * unknown — never reported as the wrong one. A commit whose reply is lost is settled by its
+ * witness: an applied write is answered as applied (even when other commits came in between),
+ * one proven not to land is planned again, and a refusal is only answered once no lost commit can
+ * still land.
  *
  * @module
  */
-import { randomUUID } from "node:crypto"
-import { CreditEngine, Storage, StorageUnavailable } from "@creditlock/core"
+import {
+  type CommitRequest,
+  CreditEngine,
+  type CreditEngineOptions,
+  type HolderRef,
+  holderKey,
+  OutcomeUnknown,
+  Storage,
+  StorageUnavailable,
+} from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Ref } from "effect"
+import { Chunk, Effect, Layer, Queue, type Scope, TestClock } from "effect"
 import { change, contract, creditValue, type StorageLayer, snapshot } from "./Harness.js"
 
-type Mode = "ok" | "fail-before" | "fail-after" | "fail-twin"
+/**
+ * What the wrapped storage does to the next commit:
+ * - `lost`: applies it, runs `between` (another writer's commit), then fails as if the reply were lost;
+ * - `unsent`: fails with OutcomeUnknown without applying it (the request never arrived);
+ * - `held`: keeps it to be applied later by `landLate` (a request still in flight), and fails;
+ * - `refused`: fails with StorageUnavailable without applying it.
+ */
+type Fault = "none" | "lost" | "unsent" | "held" | "refused"
 
-/** Wraps the storage so the next commit can fail before it reaches the store, or after it applied. */
-const faulty = (mode: Ref.Ref<Mode>) =>
+interface Control {
+  next: Fault
+  /** Run after a `lost` commit applied and before its failure is answered. */
+  between: Effect.Effect<unknown, unknown, CreditEngine> | null
+  /** Loads that fail (StorageUnavailable) after the next fault, as while a client reconnects. */
+  failLoads: number
+  /** Loads still to fail now (armed by a fault from `failLoads`). */
+  failing: number
+  /** Commits of this holder fail with StorageUnavailable (not applied). */
+  refuseHolder: HolderRef | null
+  held: CommitRequest | null
+  commits: number
+}
+
+const lostReply = () => new OutcomeUnknown({ detail: "connection reset before the reply" })
+
+const faulty = (control: Control, engine: () => CreditEngine["Type"]) =>
   Layer.effect(
     Storage,
     Effect.map(Storage, (inner) =>
       Storage.of({
         ...inner,
-        commit: (request) =>
-          Effect.flatMap(Ref.getAndSet(mode, "ok"), (m) => {
-            const lost = new StorageUnavailable({ detail: "connection reset" })
-            if (m === "fail-before") return Effect.fail(lost)
-            if (m === "fail-after") return Effect.zipRight(inner.commit(request), Effect.fail(lost))
-            if (m === "fail-twin") {
-              // Another decision, identical but for its entry ids, commits first; ours never lands.
-              const twin = { ...request, entries: request.entries.map((e) => ({ ...e, id: randomUUID() })) }
-              return Effect.zipRight(inner.commit(twin), Effect.fail(lost))
+        load: (ref) =>
+          Effect.suspend(() => {
+            if (control.failing > 0) {
+              control.failing -= 1
+              return Effect.fail(new StorageUnavailable({ detail: "reconnecting" }))
             }
-            return inner.commit(request)
+            return inner.load(ref)
+          }),
+        commit: (request) =>
+          Effect.suspend(() => {
+            const fault = control.next
+            control.next = "none"
+            if (fault !== "none") {
+              control.failing = control.failLoads
+              control.failLoads = 0
+            }
+            control.commits += 1
+            if (control.refuseHolder !== null && holderKey(control.refuseHolder) === holderKey(request.ref)) {
+              return Effect.fail(new StorageUnavailable({ detail: "refused" }))
+            }
+            switch (fault) {
+              case "none":
+                return inner.commit(request)
+              case "refused":
+                return Effect.fail(new StorageUnavailable({ detail: "refused" }))
+              case "unsent":
+                return Effect.fail(lostReply())
+              case "held":
+                control.held = request
+                return Effect.fail(lostReply())
+              case "lost":
+                return Effect.gen(function* () {
+                  yield* inner.commit(request)
+                  const between = control.between
+                  control.between = null
+                  if (between !== null) yield* Effect.orDie(Effect.provideService(between, CreditEngine, engine()))
+                  return yield* lostReply()
+                })
+            }
           }),
       }),
     ),
   )
 
 export const faultTests = (storage: StorageLayer) => {
+  const withFaults = <A, E>(
+    body: (control: Control) => Effect.Effect<A, E, CreditEngine | Storage | Scope.Scope>,
+    options: CreditEngineOptions = {},
+  ) =>
+    Effect.gen(function* () {
+      const control: Control = {
+        next: "none",
+        between: null,
+        failLoads: 0,
+        failing: 0,
+        refuseHolder: null,
+        held: null,
+        commits: 0,
+      }
+      let engine: CreditEngine["Type"] | undefined
+      const engineLayer = CreditEngine.layer({ settleTimeout: "2 seconds", ...options }).pipe(
+        Layer.provide(faulty(control, () => engine as CreditEngine["Type"])),
+      )
+      const layer = Layer.provideMerge(engineLayer, storage)
+      return yield* Effect.gen(function* () {
+        engine = yield* CreditEngine
+        return yield* body(control)
+      }).pipe(Effect.provide(layer), Effect.scoped)
+    })
+
+  /** Opens a holder and locks it; returns its ref and key. */
+  const lockedHolder = Effect.gen(function* () {
+    const engine = yield* CreditEngine
+    const ref = contract()
+    yield* engine.openHolder(ref, { balanceGroupId: `bg-${ref.holderId}` })
+    const { lock } = yield* engine.lock(ref)
+    return { ref, key: lock.key }
+  })
+
+  const entriesWith = (ref: HolderRef, reference: string) =>
+    Effect.map(snapshot(ref), (s) => s.journal.filter((e) => e.reference === reference))
+
   describe("lost commit replies", () => {
-    it.effect("a commit that applied but whose reply was lost counts as committed; one that did not, fails", () =>
-      Effect.gen(function* () {
-        const mode = yield* Ref.make<Mode>("ok")
-        const layer = Layer.provideMerge(CreditEngine.layer().pipe(Layer.provide(faulty(mode))), storage)
-        yield* Effect.gen(function* () {
+    it.effect("a modify that committed, its reply lost while another commit came in between, is applied", () =>
+      withFaults((control) =>
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const { ref, key } = yield* lockedHolder
+          control.next = "lost"
+          control.between = Effect.flatMap(CreditEngine, (e) =>
+            e.setCreditLimits(`bg-${ref.holderId}`, { resourceId: 826, limit: "5.00" }),
+          )
+          const applied = yield* engine.modify(ref, key, change("GBP", 100, "top-up", "inv-1"))
+          expect(applied.replayed).toBe(false)
+          expect(applied.current.credit[0]?.amount.value).toBe(100)
+          expect(yield* creditValue(ref, "GBP")).toBe(100)
+          // The natural retry, with the same reference, converges to exactly once.
+          const retried = yield* engine.modify(ref, key, change("GBP", 100, "top-up", "inv-1"))
+          expect(retried).toMatchObject({ replayed: true, entryId: applied.entryId })
+          expect(yield* creditValue(ref, "GBP")).toBe(100)
+          expect(yield* entriesWith(ref, "inv-1")).toHaveLength(1)
+          expect((yield* engine.verify(ref)).ok).toBe(true)
+        }),
+      ),
+    )
+
+    it.effect("every write whose reply was lost is answered as applied, once, with its events once", () =>
+      withFaults((control) =>
+        Effect.gen(function* () {
           const engine = yield* CreditEngine
           const ref = contract()
-          yield* engine.openHolder(ref)
-
-          yield* Ref.set(mode, "fail-before")
-          const refused = yield* Effect.flip(engine.lock(ref))
-          expect(refused._tag).toBe("StorageUnavailable")
-          expect((yield* snapshot(ref)).stored).toMatchObject({ _tag: "Some", value: { document: { lock: null } } })
-
-          yield* Ref.set(mode, "fail-after")
+          control.next = "lost"
+          expect((yield* engine.openHolder(ref, { balanceGroupId: `bg-${ref.holderId}` })).created).toBe(true)
+          const queue = yield* engine.subscribe
+          control.next = "lost"
           const { lock } = yield* engine.lock(ref)
-          yield* Ref.set(mode, "fail-after")
-          const modified = yield* engine.modify(ref, lock.key, change("GBP", 40, "r", "lost-reply"))
-          expect(modified.replayed).toBe(false)
-          yield* Ref.set(mode, "fail-before")
-          expect((yield* Effect.flip(engine.modify(ref, lock.key, change("GBP", 2))))._tag).toBe("StorageUnavailable")
-          yield* Ref.set(mode, "fail-twin")
-          expect((yield* Effect.flip(engine.modify(ref, lock.key, change("GBP", 2))))._tag).toBe("StorageUnavailable")
+          expect((yield* snapshot(ref)).stored).toMatchObject({ _tag: "Some" })
+          control.next = "lost"
+          const limits = yield* engine.setCreditLimits(`bg-${ref.holderId}`, { resourceId: 826, limit: "1.00" })
+          expect(limits.limits[0]?.limit).toBe(100)
+          control.next = "lost"
+          yield* engine.modify(ref, lock.key, change("GBP", -50, "debit"))
+          control.next = "lost"
           yield* engine.unlock(ref, lock.key)
-          expect(yield* creditValue(ref, "GBP")).toBe(42)
-          expect((yield* engine.verify(ref)).ok).toBe(true)
-        }).pipe(Effect.provide(layer))
-      }),
+          const stored = yield* snapshot(ref)
+          expect(stored.journal.map((e) => e.kind)).toEqual(["opened", "limits", "modification"])
+          expect(stored.stored).toMatchObject({ _tag: "Some", value: { document: { lock: null } } })
+          expect(yield* creditValue(ref, "GBP")).toBe(-50)
+          const published = Chunk.toReadonlyArray(yield* Queue.takeAll(queue)).map((e) => e._tag)
+          expect(published).toEqual(["LockGranted", "LockReleased"])
+        }),
+      ),
+    )
+
+    it.effect("a lost commit proven not to have landed is planned again and applied once", () =>
+      withFaults((control) =>
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const { ref, key } = yield* lockedHolder
+          control.next = "unsent"
+          control.failLoads = 3
+          const result = yield* engine.modify(ref, key, change("GBP", 40, "r", "unsent-1"))
+          expect(result.replayed).toBe(false)
+          expect(yield* creditValue(ref, "GBP")).toBe(40)
+          expect(yield* entriesWith(ref, "unsent-1")).toHaveLength(1)
+          // Not applied, known: StorageUnavailable, nothing changed.
+          control.next = "refused"
+          const refused = yield* Effect.flip(engine.modify(ref, key, change("GBP", 2)))
+          expect(refused._tag).toBe("StorageUnavailable")
+          expect(yield* creditValue(ref, "GBP")).toBe(40)
+        }),
+      ),
+    )
+
+    it.effect("a commit still in flight cannot land after the engine answered: it is fenced", () =>
+      withFaults((control) =>
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const storage = yield* Storage
+          // 1. Planned again at the same revision: whichever lands, the other conflicts.
+          const { ref, key } = yield* lockedHolder
+          control.next = "held"
+          const applied = yield* engine.modify(ref, key, change("GBP", 10, "r", "held-1"))
+          expect((yield* storage.commit(control.held as CommitRequest))._tag).toBe("Conflict")
+          expect(yield* creditValue(ref, "GBP")).toBe(10)
+          expect(applied.replayed).toBe(false)
+
+          // 2. A refusal (the lock expired meanwhile) is answered only after the lost commit is fenced.
+          control.next = "held"
+          control.failLoads = 1
+          const pending = yield* Effect.fork(engine.modify(ref, key, change("GBP", 5, "r", "held-2")))
+          yield* TestClock.adjust("121 seconds")
+          const refusal = yield* Effect.flip(pending)
+          expect(refusal._tag).toBe("LockNotHeld")
+          expect((yield* storage.commit(control.held as CommitRequest))._tag).toBe("Conflict")
+          expect(yield* creditValue(ref, "GBP")).toBe(10)
+          expect(yield* entriesWith(ref, "held-2")).toHaveLength(0)
+        }),
+      ),
+    )
+
+    it.live(
+      "no proof within the settle time → OutcomeUnknown naming the entry; a retry converges to exactly once",
+      () =>
+        withFaults(
+          (control) =>
+            Effect.gen(function* () {
+              const engine = yield* CreditEngine
+              const { ref, key } = yield* lockedHolder
+              control.next = "lost"
+              control.failLoads = 1_000_000
+              const unknown = yield* Effect.flip(engine.modify(ref, key, change("GBP", 7, "r", "unknown-1")))
+              expect(unknown._tag).toBe("OutcomeUnknown")
+              expect(unknown.status).toBe(503)
+              expect(unknown).toMatchObject({ code: "OUTCOME_UNKNOWN" })
+              const entryId = (unknown as OutcomeUnknown).entryId
+              expect(entryId).toBeTypeOf("string")
+              control.failing = 0
+              const journal = (yield* snapshot(ref)).journal
+              expect(journal.some((e) => e.id === entryId)).toBe(true)
+              const retried = yield* engine.modify(ref, key, change("GBP", 7, "r", "unknown-1"))
+              expect(retried).toMatchObject({ replayed: true, entryId })
+              expect(yield* creditValue(ref, "GBP")).toBe(7)
+            }),
+          { settleTimeout: "150 millis" },
+        ),
+    )
+  })
+
+  describe("unlockCustomer part-way", () => {
+    it.effect("a failure on one holder answers UnlockIncomplete; repeating releases the rest, once", () =>
+      withFaults((control) =>
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const customerId = contract().customerId
+          const refs = [contract(customerId), contract(customerId), contract(customerId)]
+          for (const ref of refs) {
+            yield* engine.openHolder(ref)
+            yield* engine.lock(ref)
+          }
+          const broken = refs[1] as HolderRef
+          control.refuseHolder = broken
+          const incomplete = yield* Effect.flip(engine.unlockCustomer({ customerId }))
+          expect(incomplete._tag).toBe("UnlockIncomplete")
+          if (incomplete._tag !== "UnlockIncomplete") return
+          expect(incomplete.status).toBe(503)
+          expect(incomplete.pending).toEqual([broken])
+          expect(new Set(incomplete.released.map((r) => r.holder.holderId))).toEqual(
+            new Set([refs[0]?.holderId, refs[2]?.holderId]),
+          )
+          const journalsBefore = yield* Effect.forEach(refs, snapshot)
+          control.refuseHolder = null
+          const done = yield* engine.unlockCustomer({ customerId })
+          expect(done.released.map((r) => r.holder)).toEqual([broken])
+          const journalsAfter = yield* Effect.forEach(refs, snapshot)
+          expect(journalsAfter[0]?.journal).toEqual(journalsBefore[0]?.journal)
+          expect(journalsAfter[2]?.journal).toEqual(journalsBefore[2]?.journal)
+          expect(journalsAfter[1]?.journal.at(-1)?.kind).toBe("admin-unlock")
+          expect((yield* engine.unlockCustomer({ customerId })).released).toEqual([])
+        }),
+      ),
     )
   })
 }

@@ -348,21 +348,21 @@ export const limitsTests = (storage: StorageLayer) => {
     )
 
     it.effect(
-      "balance groups resolve through the holder alias: unknown → 404, shared → 409; changes are journaled",
+      "balance groups resolve through the claimed alias: unknown → 404, no implicit alias; changes are journaled",
       () =>
         provide(
           Effect.gen(function* () {
             const engine = yield* CreditEngine
             const plain = contract()
-            yield* engine.openHolder(plain)
-            const set = yield* engine.setCreditLimits(plain.holderId, { resourceId: 826, limit: "3.00" })
+            yield* engine.openHolder(plain, { balanceGroupId: `bg-${plain.holderId}` })
+            const set = yield* engine.setCreditLimits(`bg-${plain.holderId}`, { resourceId: 826, limit: "3.00" })
             expect(set.holder).toEqual(plain)
             const entries = (yield* engine.journal(plain)).entries
             expect(entries.at(-1)).toMatchObject({ kind: "limits", limits: { before: null, after: { limit: 300 } } })
             expect((yield* engine.verify(plain)).ok).toBe(true)
 
             yield* expectRejected([], "HolderNotFound", engine.getCreditLimits(`nobody-${randomUUID()}`))
-            // Two customers' contracts with the same id share the default alias (their holder id).
+            // Two customers' contracts with the same id: neither answers to the holder id.
             const shared = `bg-${randomUUID()}`
             const one = contract(freshCustomer(), shared)
             const two = contract(freshCustomer(), shared)
@@ -370,16 +370,50 @@ export const limitsTests = (storage: StorageLayer) => {
             yield* engine.openHolder(two)
             const error = yield* expectRejected(
               [one, two],
-              "IdempotencyConflict",
+              "HolderNotFound",
               engine.setCreditLimits(shared, { resourceId: 826, limit: 1 }),
             )
-            expect(error.status).toBe(409)
+            expect(error.status).toBe(404)
           }),
         ),
     )
   })
 
   describe("thresholds", () => {
+    it.effect("a threshold reached because a temporary limit ended fires at the next change, once", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const { ref, balanceGroupId } = yield* openWithGroup
+          yield* engine.setCreditLimits(balanceGroupId, {
+            resourceId: 826,
+            limit: "100.00",
+            thresholds: "80|100",
+            tempCreditLimit: [
+              { limit: "200.00", validFromUnit: 3, validFromOffset: 0, validToUnit: 3, validToOffset: 1 },
+            ],
+          })
+          // 150 of 200 used: 75 %, nothing reached.
+          expect((yield* apply(ref, "GBP", -15_000)).events).toEqual([])
+          // The temporary limit ends: 150 of 100 is 150 % — reached by time alone, no change yet.
+          yield* TestClock.adjust("2 hours")
+          // The next change of the currency finds both thresholds reached and fires each once …
+          const topUp = yield* apply(ref, "GBP", 100)
+          expect(topUp.events.map((e) => `${e.threshold}@${e.consumption}`)).toEqual(["80@14900", "100@14900"])
+          const journaled = (yield* engine.journal(ref)).entries.at(-1)
+          expect(journaled?.thresholds?.map((t) => t.threshold)).toEqual([80, 100])
+          // … and not again while consumption stays above them.
+          expect((yield* apply(ref, "GBP", 100)).events).toEqual([])
+          // A limit change finds them still reached: nothing.
+          const unchanged = yield* engine.setCreditLimits(balanceGroupId, { resourceId: 826, floor: 0 })
+          expect(unchanged.events).toEqual([])
+          // Below 80 % again re-arms 80; going back up fires it once more.
+          expect((yield* apply(ref, "GBP", 10_000)).events).toEqual([])
+          expect((yield* apply(ref, "GBP", -3_600)).events.map((e) => e.threshold)).toEqual([80])
+        }),
+      ),
+    )
+
     it.scoped("percentage thresholds fire once per upward crossing, are journaled and published", () =>
       provide(
         Effect.gen(function* () {
@@ -470,7 +504,7 @@ export const limitsTests = (storage: StorageLayer) => {
 
   describe("limits property", () => {
     it.live(
-      "over random limit changes, clock moves and modifications: no debit commits below the minimum in force, and every threshold event is a real upward crossing",
+      "over random limit changes, clock moves and modifications: no debit commits below the minimum in force, and thresholds fire exactly when armed and found reached",
       () =>
         Effect.promise(() =>
           fc.assert(
@@ -534,6 +568,15 @@ interface ModelLimits {
   override: boolean
   temps: Array<{ limit: number; from: number; to: number }>
   thresholds: ReadonlyArray<number>
+  /** Thresholds found reached at the last change (disarmed). */
+  reached: ReadonlyArray<number>
+}
+
+/** The percentage thresholds consumption reaches at `now` (floor 0), computed independently. */
+const modelReached = (m: ModelLimits, now: number, credit: number): ReadonlyArray<number> => {
+  const effective = modelEffective(m, now)
+  if (effective === "unlimited" || effective <= 0) return []
+  return m.thresholds.filter((p) => -credit >= (p * effective) / 100)
 }
 
 /** The effective limit in minor units of GBP, computed independently of the engine. */
@@ -578,8 +621,8 @@ const checkAgainstModel = async (
       }
       const result = await run(Effect.flatMap(CreditEngine, (e) => e.setCreditLimits(balanceGroupId, request)))
       expect(Either.isRight(result)).toBe(true)
-      const base: ModelLimits = model ?? { limit: null, override: false, temps: [], thresholds: [] }
-      model = {
+      const base: ModelLimits = model ?? { limit: null, override: false, temps: [], thresholds: [], reached: [] }
+      const next: ModelLimits = {
         limit: op.limit === null ? base.limit : op.limit === -1 ? "unlimited" : op.limit * 100,
         override: op.override ?? base.override,
         thresholds: op.thresholds === null ? base.thresholds : [...op.thresholds].sort((a, b) => a - b),
@@ -593,7 +636,17 @@ const checkAgainstModel = async (
                   to: now + (op.temp.from + op.temp.length) * 60_000,
                 },
               ],
+        reached: [],
       }
+      // Thresholds new to the record start as found; the others fire when armed and reached.
+      const reachedNow = modelReached(next, now, credit)
+      const previous = [
+        ...(model === null ? [] : base.reached),
+        ...reachedNow.filter((p) => model === null || !base.thresholds.includes(p)),
+      ]
+      const fired = reachedNow.filter((p) => !previous.includes(p))
+      expect(Either.getOrThrow(result).events.map((e) => e.threshold)).toEqual(fired)
+      model = { ...next, reached: reachedNow }
     } else {
       const result = await run(apply(ref, "GBP", op.value))
       const after = credit + op.value
@@ -607,15 +660,12 @@ const checkAgainstModel = async (
         expect(Either.isLeft(result) && result.left._tag).toBe(limited ? "CreditLimitExceeded" : "InsufficientCredit")
       } else {
         const ok = Either.getOrThrow(result)
-        // Every event must be a real upward crossing of a configured threshold, and none missed.
-        const expected =
-          model === null || effective === "unlimited" || effective <= 0 || op.value > 0
-            ? []
-            : model.thresholds.filter((p) => {
-                const point = (p * effective) / 100
-                return -credit < point && point <= -after
-              })
+        // Each armed threshold found reached fires once, whatever moved consumption there.
+        const current = model as ModelLimits | null
+        const reachedNow: ReadonlyArray<number> = current === null ? [] : modelReached(current, now, after)
+        const expected = current === null ? [] : reachedNow.filter((p) => !current.reached.includes(p))
         expect(ok.events.map((e) => e.threshold)).toEqual(expected)
+        if (current !== null) model = { ...current, reached: reachedNow }
         credit = after
       }
     }

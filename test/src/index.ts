@@ -18,6 +18,7 @@ import { domainTests } from "./Domain.js"
 import { facadeTests } from "./Facade.js"
 import { faultTests } from "./Faults.js"
 import type { StorageLayer } from "./Harness.js"
+import { inputTests } from "./Input.js"
 import { limitsTests } from "./Limits.js"
 import { type ModelOptions, modelTests } from "./Model.js"
 import { type RaceOptions, raceTests } from "./Races.js"
@@ -25,6 +26,9 @@ import { ttlTests } from "./Ttl.js"
 
 export * from "./Harness.js"
 export { BRM_EXAMPLE } from "./Limits.js"
+export { storageContractTests } from "./StorageContract.js"
+
+import { storageContractTests } from "./StorageContract.js"
 
 /** Tuning of the slower parts of the suite, for adapters whose round trips are costly. */
 export interface ConformanceOptions {
@@ -32,9 +36,14 @@ export interface ConformanceOptions {
   readonly races?: RaceOptions
 }
 
-/** Registers the whole conformance suite for one storage adapter. */
+/**
+ * Registers the whole conformance suite for one storage adapter: the storage-level contract
+ * (calling `Storage.commit` directly: atomicity, revisions, conflicts, claims), then every rule
+ * through the engine.
+ */
 export const conformance = (name: string, storage: StorageLayer, options: ConformanceOptions = {}): void => {
   describe(`${name}: conformance`, () => {
+    storageContractTests(storage)
     domainTests(storage)
     ttlTests(storage)
     limitsTests(storage)
@@ -42,5 +51,6 @@ export const conformance = (name: string, storage: StorageLayer, options: Confor
     raceTests(storage, options.races)
     faultTests(storage)
     facadeTests(storage)
+    inputTests(storage)
   })
 }

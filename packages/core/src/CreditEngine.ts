@@ -1,10 +1,13 @@
 /**
  * The `CreditEngine` service: every credit operation as an Effect over {@link Storage}.
  *
- * Each operation loads a holder, decides with the pure functions of this package (reading time
- * from Effect's `Clock` once per attempt), and commits with a compare-and-set; on a conflict it
- * reloads and decides again, a bounded number of times with jittered back-off. Every operation is
- * traced with `Effect.withSpan`.
+ * Each operation decodes its input (InvalidRequest for anything malformed, including unknown
+ * fields, with nothing changed), builds the transaction of its concept module (`Holder.ts`,
+ * `Lock.ts`, `Modification.ts`, `Limits.ts`, `CustomerUnlock.ts`) with its ids minted once per
+ * call, and hands it to the one transaction core, which loads, plans at the `Clock`'s time,
+ * commits with a compare-and-set, settles lost replies by the write's witness, and publishes.
+ * Every write ends in exactly one of: applied (success), not applied (`StorageUnavailable`),
+ * unknown (`OutcomeUnknown`). Every operation is traced with `Effect.withSpan`.
  *
  * @module
  */
@@ -20,13 +23,18 @@ import {
   ParseResult,
   PubSub,
   type Queue,
-  Random,
   Redacted,
   Schema,
   type Scope,
   Stream,
 } from "effect"
-import { CustomerLookup, decideAdminUnlock, lookupKey, resolveCustomer } from "./CustomerUnlock.js"
+import {
+  adminUnlockTransaction,
+  CustomerLookup,
+  lookupKey,
+  resolveCustomer,
+  type UnlockCustomerResult,
+} from "./CustomerUnlock.js"
 import {
   type AmountOutOfRange,
   type CreditLimitExceeded,
@@ -38,106 +46,142 @@ import {
   InvalidRequest,
   type LockKeyMismatch,
   type LockNotHeld,
-  StorageUnavailable,
+  type OutcomeUnknown,
+  type StorageUnavailable,
+  UnlockIncomplete,
   type UnsupportedResource,
 } from "./Errors.js"
-import { type CreditEvent, type ThresholdCrossed, thresholdEvents } from "./Events.js"
+import type { CreditEvent } from "./Events.js"
 import {
   type CreditView,
-  decideOpen,
-  encodeDocument,
-  entryIndexKeys,
   HolderRef,
-  holderIndexKeys,
   holderKey,
   Id,
   OpenHolderOptions,
-  type StoredHolder,
-  sameHolder,
-  toCredit,
+  type OpenResult,
+  openTransaction,
+  requireOpen,
   view,
 } from "./Holder.js"
 import { generateLockKey, hashLockKey } from "./internal/keys.js"
+import { transact as runTransaction } from "./internal/transact.js"
 import { type JournalEntry, type JournalPage, type VerifyReport, verifyJournal } from "./Journal.js"
 import {
   CreditLimitRequest,
   type CreditLimitRequestInput,
-  decideSetLimits,
-  type ResourceLimitsView,
-  resolveLimitRequest,
-  viewLimits,
+  type CreditLimitsView,
+  limitsView,
+  setLimitsTransaction,
 } from "./Limits.js"
-import { DEFAULT_TTL_MILLIS, decideLock, decideUnlock } from "./Lock.js"
+import { DEFAULT_TTL_MILLIS, type LockResult, lockTransaction, unlockTransaction } from "./Lock.js"
 import {
   checkDistinct,
-  decideModify,
-  decideReplay,
-  fingerprint,
   ModifyRequest,
   type ModifyRequestInput,
+  type ModifyResult,
+  modifyTransaction,
 } from "./Modification.js"
-import { type CommitRequest, type IndexKey, Storage } from "./Storage.js"
+import type { Transaction } from "./Plan.js"
+import { type LookupKey, Storage } from "./Storage.js"
 
-/** Engine settings; every field has a default. */
+/**
+ * Engine settings; every field has a default, and each is checked when the engine is built
+ * (outside its range → InvalidRequest from the layer, naming the setting).
+ */
 export interface CreditEngineOptions {
-  /** How long a lock lives (default 120 seconds). */
+  /** How long a lock lives: 1 ms to 24 hours (default 120 seconds). */
   readonly lockTtl?: Duration.DurationInput | undefined
-  /** Attempts per operation when commits conflict (default 16) before StorageUnavailable. */
+  /** Attempts per operation when commits conflict, an integer 1–1000 (default 16), before StorageUnavailable. */
   readonly maxAttempts?: number | undefined
-  /** Events kept for each slow subscriber before the oldest are dropped (default 1024). */
+  /** Events kept for each slow subscriber before the oldest are dropped, an integer 1–1,000,000 (default 1024). */
   readonly eventBufferSize?: number | undefined
+  /**
+   * How long to keep trying to prove the outcome of a write whose reply was lost (reading its
+   * witness, with back-off) before answering OutcomeUnknown: 0 to 5 minutes (default 5 seconds,
+   * long enough for a Redis client to reconnect after a dropped connection). Wall-clock time.
+   */
+  readonly settleTimeout?: Duration.DurationInput | undefined
 }
+
+/** The defaults of {@link CreditEngineOptions}. */
+export const DEFAULT_ENGINE_OPTIONS = {
+  lockTtl: Duration.millis(DEFAULT_TTL_MILLIS),
+  maxAttempts: 16,
+  eventBufferSize: 1024,
+  settleTimeout: Duration.seconds(5),
+} as const
+
+/** The settings in force, checked. */
+interface Settings {
+  readonly ttlMillis: number
+  readonly maxAttempts: number
+  readonly eventBufferSize: number
+  readonly settleMillis: number
+}
+
+const durationSetting = (
+  name: string,
+  input: unknown,
+  fallback: Duration.Duration,
+  min: number,
+  max: number,
+): Either.Either<number, InvalidRequest> => {
+  // Duration clamps a negative number of milliseconds to zero; a negative setting is refused instead.
+  const decoded =
+    typeof input === "number" && !(input >= 0)
+      ? Option.none()
+      : Duration.decodeUnknown(input === undefined ? fallback : input)
+  if (Option.isNone(decoded)) return Either.left(new InvalidRequest({ detail: `${name}: must be a duration` }))
+  const millis = Duration.toMillis(decoded.value)
+  if (!Number.isFinite(millis) || millis < min || millis > max) {
+    return Either.left(
+      new InvalidRequest({ detail: `${name}: must be between ${min} ms and ${max} ms, got ${String(millis)} ms` }),
+    )
+  }
+  return Either.right(millis)
+}
+
+const integerSetting = (
+  name: string,
+  input: unknown,
+  fallback: number,
+  min: number,
+  max: number,
+): Either.Either<number, InvalidRequest> => {
+  const value = input === undefined ? fallback : input
+  return typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
+    ? Either.right(value)
+    : Either.left(new InvalidRequest({ detail: `${name}: must be an integer from ${min} to ${max}` }))
+}
+
+const knownOptions = new Set(["lockTtl", "maxAttempts", "eventBufferSize", "settleTimeout"])
+
+/** Checks engine options against their documented ranges. */
+export const validateOptions = (options: CreditEngineOptions): Either.Either<Settings, InvalidRequest> =>
+  Either.gen(function* () {
+    if (typeof options !== "object" || options === null) {
+      return yield* Either.left(new InvalidRequest({ detail: "engine options: must be an object" }))
+    }
+    const unknown = Object.keys(options).filter((k) => !knownOptions.has(k))
+    if (unknown.length > 0) {
+      return yield* Either.left(new InvalidRequest({ detail: `engine options: unknown option ${unknown.join(", ")}` }))
+    }
+    return {
+      ttlMillis: yield* durationSetting("lockTtl", options.lockTtl, DEFAULT_ENGINE_OPTIONS.lockTtl, 1, 86_400_000),
+      maxAttempts: yield* integerSetting("maxAttempts", options.maxAttempts, 16, 1, 1000),
+      eventBufferSize: yield* integerSetting("eventBufferSize", options.eventBufferSize, 1024, 1, 1_000_000),
+      settleMillis: yield* durationSetting(
+        "settleTimeout",
+        options.settleTimeout,
+        DEFAULT_ENGINE_OPTIONS.settleTimeout,
+        0,
+        300_000,
+      ),
+    }
+  })
 
 /** A lock key as callers hold it: plain, or wrapped in `Redacted` so it is never logged. */
 export type LockKeyInput = string | Redacted.Redacted<string>
-
-/** The result of opening a holder. */
-export interface OpenResult {
-  readonly holder: HolderRef
-  readonly balanceGroupId: string
-  /** False when the holder was open already (opening is idempotent). */
-  readonly created: boolean
-}
-
-/** A granted lock: the key to present to `modify`/`unlock`, and when it expires. */
-export interface GrantedLock {
-  readonly key: Redacted.Redacted<string>
-  readonly expiry: Date
-}
-
-/** The result of `lock`: the holder's current credit and the lock. */
-export interface LockResult {
-  readonly credit: CreditView
-  readonly lock: GrantedLock
-}
-
-/** The result of `modify`: the holder's credit after it, and the journal entry that records it. */
-export interface ModifyResult extends CreditView {
-  readonly entryId: string
-  /** True when this answers a retry of an already applied request (same reference). */
-  readonly replayed: boolean
-  /** Thresholds this modification crossed upward (also published on `events`). */
-  readonly events: ReadonlyArray<ThresholdCrossed>
-}
-
-/** The result of `unlockCustomer`. */
-export interface UnlockCustomerResult {
-  readonly customerId: string
-  /** Every holder of the customer. */
-  readonly holders: ReadonlyArray<HolderRef>
-  /** The holders whose live lock was released, with the journal entry recording each release. */
-  readonly released: ReadonlyArray<{ readonly holder: HolderRef; readonly entryId: string }>
-}
-
-/** A holder's credit limits, per currency, with the effective limit at `at`. */
-export interface CreditLimitsView {
-  readonly holder: HolderRef
-  readonly balanceGroupId: string
-  readonly at: Date
-  readonly limits: ReadonlyArray<ResourceLimitsView>
-  /** Thresholds the change crossed (for `setCreditLimits`; empty for reads). */
-  readonly events: ReadonlyArray<ThresholdCrossed>
-}
 
 /** Paging through a holder's journal. */
 export interface JournalOptions {
@@ -153,18 +197,25 @@ export interface UnlockCustomerOptions {
   readonly reason?: string | undefined
 }
 
+/** The failures of every write: not applied, or unknown. */
+type WriteFailure = StorageUnavailable | OutcomeUnknown
+
 /**
  * The credit engine. Every method validates its input (InvalidRequest, with nothing changed) and
- * fails only with the typed errors in its signature.
+ * fails only with the typed errors in its signature. A write fails with StorageUnavailable only
+ * when it was not applied, and with OutcomeUnknown when it may have been.
  */
 export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
   CreditEngine,
   {
-    /** Opens a holder (idempotent). A different balance group for an open holder → IdempotencyConflict. */
+    /**
+     * Opens a holder (idempotent), claiming `balanceGroupId` if given. A different balance group
+     * for a holder that has one, or one another holder claimed → IdempotencyConflict.
+     */
     readonly openHolder: (
       ref: HolderRef,
       options?: OpenHolderOptions,
-    ) => Effect.Effect<OpenResult, InvalidRequest | IdempotencyConflict | StorageUnavailable>
+    ) => Effect.Effect<OpenResult, InvalidRequest | IdempotencyConflict | WriteFailure>
 
     /** The holder's current credit, one entry per currency. */
     readonly getCredit: (
@@ -174,7 +225,7 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
     /** Grants a lock when the holder has no live lock; a live lock, held by anyone → CreditLocked. */
     readonly lock: (
       ref: HolderRef,
-    ) => Effect.Effect<LockResult, InvalidRequest | HolderNotFound | CreditLocked | StorageUnavailable>
+    ) => Effect.Effect<LockResult, InvalidRequest | HolderNotFound | CreditLocked | WriteFailure>
 
     /**
      * Applies modifications all-or-nothing under the live lock with `key`, appending one journal
@@ -196,46 +247,45 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       | AmountOutOfRange
       | InsufficientCredit
       | CreditLimitExceeded
-      | StorageUnavailable
+      | WriteFailure
     >
 
     /** Releases the live lock held with `key`; no live lock → success; another key → LockKeyMismatch. */
     readonly unlock: (
       ref: HolderRef,
       key: LockKeyInput,
-    ) => Effect.Effect<void, InvalidRequest | HolderNotFound | LockKeyMismatch | StorageUnavailable>
+    ) => Effect.Effect<void, InvalidRequest | HolderNotFound | LockKeyMismatch | WriteFailure>
 
     /**
      * Releases every live lock on every holder of one customer, found by customer id,
      * subscription id or order id, journaling each release. Nothing found → HolderNotFound; a
      * lookup matching more than one customer → IdempotencyConflict, nothing unlocked. Each holder
-     * is released atomically; holders are released one after another.
+     * is released atomically; when some cannot be, UnlockIncomplete lists those released and
+     * those pending, and repeating the call releases the rest (it is idempotent).
      */
     readonly unlockCustomer: (
       lookup: CustomerLookup,
       options?: UnlockCustomerOptions,
-    ) => Effect.Effect<UnlockCustomerResult, InvalidRequest | HolderNotFound | IdempotencyConflict | StorageUnavailable>
+    ) => Effect.Effect<
+      UnlockCustomerResult,
+      InvalidRequest | HolderNotFound | IdempotencyConflict | UnlockIncomplete | StorageUnavailable
+    >
 
     /**
-     * Sets the credit limits of one currency of the holder whose balance group is
-     * `balanceGroupId` (BRM's request body; amounts in major units). Journaled; any percentage
-     * threshold the change crosses is journaled and published. An unknown balance group →
-     * HolderNotFound; one shared by several holders → IdempotencyConflict.
+     * Sets the credit limits of one currency of the holder that claimed the balance group
+     * `balanceGroupId` (BRM's request body; amounts in major units). Journaled; any armed
+     * threshold the change finds reached is journaled and published. An unknown balance group →
+     * HolderNotFound.
      */
     readonly setCreditLimits: (
       balanceGroupId: string,
       request: CreditLimitRequestInput,
     ) => Effect.Effect<
       CreditLimitsView,
-      | InvalidRequest
-      | HolderNotFound
-      | IdempotencyConflict
-      | UnsupportedResource
-      | AmountOutOfRange
-      | StorageUnavailable
+      InvalidRequest | HolderNotFound | IdempotencyConflict | UnsupportedResource | AmountOutOfRange | WriteFailure
     >
 
-    /** The stored limits of the holder whose balance group is `balanceGroupId`, and what is in force now. */
+    /** The stored limits of the holder with balance group `balanceGroupId`, and what is in force now. */
     readonly getCreditLimits: (
       balanceGroupId: string,
     ) => Effect.Effect<CreditLimitsView, InvalidRequest | HolderNotFound | IdempotencyConflict | StorageUnavailable>
@@ -251,23 +301,16 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       ref: HolderRef,
     ) => Effect.Effect<VerifyReport, InvalidRequest | HolderNotFound | StorageUnavailable>
 
-    /** Lock events, published after their change is committed. */
+    /** Lock and threshold events, published after their change is committed. */
     readonly events: Stream.Stream<CreditEvent>
 
     /** Subscribes to events within a scope; events published after this returns are delivered. */
     readonly subscribe: Effect.Effect<Queue.Dequeue<CreditEvent>, never, Scope.Scope>
   }
 >() {
-  /** The engine over the `Storage` in context. */
-  static readonly layer = (options: CreditEngineOptions = {}): Layer.Layer<CreditEngine, never, Storage> =>
+  /** The engine over the `Storage` in context; options outside their ranges fail the layer. */
+  static readonly layer = (options: CreditEngineOptions = {}): Layer.Layer<CreditEngine, InvalidRequest, Storage> =>
     Layer.scoped(CreditEngine, make(options))
-}
-
-/** What one attempt of an operation decided: a result, and the write (if any) that makes it true. */
-interface Plan<A> {
-  readonly result: A
-  readonly write?: Omit<CommitRequest, "ref" | "expected">
-  readonly events?: ReadonlyArray<CreditEvent>
 }
 
 const formatIssues = (issue: ParseResult.ParseIssue): string =>
@@ -277,7 +320,8 @@ const formatIssues = (issue: ParseResult.ParseIssue): string =>
 
 const decoder = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
   // Synchronous decoding into an Either: inputs are plain data, and this is on every call's path.
-  const decode = ParseResult.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "ignore" })
+  // Unknown fields are refused (a misspelt `reference` must not pass silently).
+  const decode = ParseResult.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })
   return (input: unknown): Either.Either<A, InvalidRequest> =>
     Either.mapLeft(decode(input), (error) => new InvalidRequest({ detail: `${what}: ${formatIssues(error)}` }))
 }
@@ -295,7 +339,17 @@ const decodeKey = decoder(
   ),
   "lock key",
 )
-const decodeReason = decoder(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1000)), "reason")
+const decodeUnlockOptions = decoder(
+  Schema.Struct({
+    reason: Schema.optional(
+      Schema.String.pipe(
+        Schema.filter((s) => s.trim().length > 0 || "must not be empty"),
+        Schema.maxLength(1000, { message: () => "must be at most 1000 characters" }),
+      ),
+    ),
+  }),
+  "options",
+)
 const decodeJournalOptions = decoder(
   Schema.Struct({
     after: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 0 }),
@@ -306,97 +360,16 @@ const decodeJournalOptions = decoder(
 
 const keyText = (key: LockKeyInput): unknown => (Redacted.isRedacted(key) ? Redacted.value(key) : key)
 
-/** Back-off sleeps are real time even under `TestClock`: contention is a wall-clock matter. */
-const liveClock = Clock.make()
-
 /** Builds the engine over the `Storage` in context; the event hub lives as long as the scope. */
 export const make = (
   options: CreditEngineOptions = {},
-): Effect.Effect<CreditEngine["Type"], never, Storage | Scope.Scope> =>
+): Effect.Effect<CreditEngine["Type"], InvalidRequest, Storage | Scope.Scope> =>
   Effect.gen(function* () {
+    const settings = yield* validateOptions(options)
     const storage = yield* Storage
-    const ttlMillis = Duration.toMillis(Duration.decode(options.lockTtl ?? Duration.millis(DEFAULT_TTL_MILLIS)))
-    const maxAttempts = Math.max(1, options.maxAttempts ?? 16)
-    const hub = yield* Effect.acquireRelease(
-      PubSub.sliding<CreditEvent>(options.eventBufferSize ?? 1024),
-      PubSub.shutdown,
-    )
-
-    const notFound = (ref: HolderRef) =>
-      new HolderNotFound({
-        detail: `holder ${ref.holderType}/${ref.holderId} of customer ${ref.customerId} was never opened`,
-      })
-
-    const requireHolder = (
-      ref: HolderRef,
-      stored: Option.Option<StoredHolder>,
-    ): Effect.Effect<StoredHolder, HolderNotFound> =>
-      Option.match(stored, { onNone: () => Effect.fail(notFound(ref)), onSome: Effect.succeed })
-
-    const backoff = (attempt: number) =>
-      attempt <= 2
-        ? Effect.yieldNow()
-        : Random.nextIntBetween(0, Math.min(2 ** attempt, 64)).pipe(
-            Effect.flatMap((ms) => Effect.sleep(Duration.millis(ms))),
-            Effect.withClock(liveClock),
-          )
-
-    /**
-     * A commit that failed may still have been applied (the reply was lost). When the store
-     * answers again and holds exactly the document we wrote at the next revision — and, when the
-     * write appended journal entries, our first entry (its id is a fresh UUID, so a concurrent
-     * decision that produced an identical document cannot pass for ours) — the commit happened;
-     * otherwise the original failure stands.
-     */
-    const settleUnknownOutcome = (
-      ref: HolderRef,
-      expected: number | "absent",
-      write: Omit<CommitRequest, "ref" | "expected">,
-      error: StorageUnavailable,
-    ): Effect.Effect<"committed", StorageUnavailable> =>
-      Effect.gen(function* () {
-        const stored = yield* storage.load(ref)
-        const sameDocument =
-          Option.isSome(stored) &&
-          stored.value.revision === (expected === "absent" ? 1 : expected + 1) &&
-          encodeDocument(stored.value.document) === encodeDocument(write.document)
-        if (!sameDocument) return yield* error
-        const [first] = write.entries
-        if (first !== undefined && Option.isNone(yield* storage.findEntry(ref, { id: first.id }))) return yield* error
-        return "committed" as const
-      }).pipe(Effect.catchAll(() => Effect.fail(error)))
-
-    /** Load → decide → compare-and-set commit, retried on conflict. */
-    const transact = <A, E>(
-      ref: HolderRef,
-      decide: (stored: Option.Option<StoredHolder>, now: number) => Effect.Effect<Plan<A>, E>,
-    ): Effect.Effect<A, E | StorageUnavailable> => {
-      const attempt = (n: number): Effect.Effect<A, E | StorageUnavailable> =>
-        Effect.gen(function* () {
-          const stored = yield* storage.load(ref)
-          const now = yield* Clock.currentTimeMillis
-          const plan = yield* decide(stored, now)
-          if (plan.write === undefined) return plan.result
-          const expected = Option.match(stored, { onNone: () => "absent" as const, onSome: (s) => s.revision })
-          const write = plan.write
-          const outcome = yield* storage
-            .commit({ ref, expected, ...write })
-            .pipe(Effect.catchAll((error) => settleUnknownOutcome(ref, expected, write, error)))
-          if (outcome === "committed") {
-            if (plan.events !== undefined && plan.events.length > 0) yield* PubSub.publishAll(hub, plan.events)
-            return plan.result
-          }
-          if (n >= maxAttempts) {
-            return yield* new StorageUnavailable({
-              detail: `gave up after ${maxAttempts} conflicting attempts on a contended holder; retry later`,
-            })
-          }
-          yield* Effect.annotateCurrentSpan("creditlock.conflicts", n)
-          yield* backoff(n)
-          return yield* attempt(n + 1)
-        })
-      return attempt(1)
-    }
+    const hub = yield* Effect.acquireRelease(PubSub.sliding<CreditEvent>(settings.eventBufferSize), PubSub.shutdown)
+    const context = { storage, hub, maxAttempts: settings.maxAttempts, settleMillis: settings.settleMillis }
+    const transact = <A, E>(tx: Transaction<A, E>) => runTransaction(context, tx)
 
     const traced =
       (name: string) =>
@@ -405,42 +378,16 @@ export const make = (
 
     const withHolder = (ref: HolderRef) => Effect.annotateCurrentSpan("creditlock.holder", holderKey(ref))
 
+    const loadHolder = (ref: HolderRef) =>
+      Effect.flatMap(storage.load(ref), (stored) => requireOpen(ref, Option.getOrNull(stored)))
+
     const openHolder = (refIn: HolderRef, optionsIn: OpenHolderOptions = {}) =>
       Effect.gen(function* () {
         const ref = yield* decodeRef(refIn)
         const opts = yield* decodeOpenOptions(optionsIn)
         yield* withHolder(ref)
-        if (opts.balanceGroupId !== undefined) {
-          // An explicit balance group is a claim: another holder that already answers to it would
-          // make it ambiguous for every limit call. (Two opens racing on the same new alias can
-          // still both succeed; lookups then answer IdempotencyConflict rather than guess.)
-          const owners = yield* lookupConfirmed({ kind: "balanceGroup", value: opts.balanceGroupId })
-          if (owners.some((owner) => !sameHolder(owner, ref))) {
-            return yield* new IdempotencyConflict({
-              detail: `balance group "${opts.balanceGroupId}" already belongs to another holder`,
-            })
-          }
-        }
-        return yield* transact(ref, (stored, now) =>
-          Effect.map(
-            decideOpen(Option.getOrNull(Option.map(stored, (s) => s.document)), ref, opts, now, randomUUID()),
-            (decision): Plan<OpenResult> => {
-              const result = { holder: ref, balanceGroupId: decision.document.balanceGroupId }
-              if (decision._tag === "AlreadyOpen") return { result: { ...result, created: false } }
-              return {
-                result: { ...result, created: true },
-                write: {
-                  document: decision.document,
-                  entries: [decision.entry],
-                  index: [...holderIndexKeys(decision.document), ...entryIndexKeys([decision.entry])],
-                },
-              }
-            },
-          ),
-        )
+        return yield* transact(openTransaction(ref, opts, randomUUID()))
       }).pipe(traced("openHolder"))
-
-    const loadHolder = (ref: HolderRef) => Effect.flatMap(storage.load(ref), (stored) => requireHolder(ref, stored))
 
     const getCredit = (refIn: HolderRef) =>
       Effect.gen(function* () {
@@ -454,69 +401,16 @@ export const make = (
         const ref = yield* decodeRef(refIn)
         yield* withHolder(ref)
         const key = generateLockKey()
-        const keyHash = hashLockKey(key)
-        return yield* transact(ref, (stored, now) =>
-          Effect.gen(function* () {
-            const { document } = yield* requireHolder(ref, stored)
-            const grant = yield* decideLock(document, now, keyHash, ttlMillis)
-            const at = new Date(now)
-            const expiresAt = new Date(grant.lock.expiresAt)
-            const events: Array<CreditEvent> = []
-            if (grant.tookOver !== null) {
-              events.push({
-                _tag: "LockExpiredTakenOver",
-                holder: ref,
-                at,
-                expiredAt: new Date(grant.tookOver.expiresAt),
-              })
-            }
-            events.push({ _tag: "LockGranted", holder: ref, at, expiresAt, tookOver: grant.tookOver !== null })
-            return {
-              result: { credit: view(grant.document), lock: { key: Redacted.make(key), expiry: expiresAt } },
-              write: { document: grant.document, entries: [], index: [] },
-              events,
-            } satisfies Plan<LockResult>
-          }),
-        )
+        return yield* transact(lockTransaction(ref, Redacted.make(key), hashLockKey(key), settings.ttlMillis))
       }).pipe(traced("lock"))
 
     const modify = (refIn: HolderRef, keyIn: LockKeyInput, requestIn: ModifyRequestInput) =>
       Effect.gen(function* () {
         const ref = yield* decodeRef(refIn)
         const keyHash = hashLockKey(yield* decodeKey(keyText(keyIn)))
-        const request = yield* Effect.flatMap(decodeModify(requestIn), checkDistinct)
+        const request = yield* Either.flatMap(decodeModify(requestIn), checkDistinct)
         yield* withHolder(ref)
-        const print = fingerprint(request)
-        return yield* transact(ref, (stored, now) =>
-          Effect.gen(function* () {
-            const { document } = yield* requireHolder(ref, stored)
-            if (request.reference !== undefined) {
-              const earlier = yield* storage.findEntry(ref, { reference: request.reference })
-              if (Option.isSome(earlier)) {
-                const original = yield* decideReplay(earlier.value, print)
-                return { result: replayOf(document.balanceGroupId, original) } satisfies Plan<ModifyResult>
-              }
-            }
-            const decision = yield* decideModify({
-              document,
-              now,
-              keyHash,
-              request,
-              fingerprint: print,
-              entryId: randomUUID(),
-            })
-            const events = thresholdEvents(decision.entry)
-            return {
-              result: { ...view(decision.document), entryId: decision.entry.id, replayed: false, events },
-              events,
-              write: {
-                document: decision.document,
-                entries: [decision.entry],
-                index: entryIndexKeys([decision.entry]),
-              },
-            } satisfies Plan<ModifyResult>
-          }),
-        )
+        return yield* transact(modifyTransaction(ref, keyHash, request, randomUUID()))
       }).pipe(traced("modify"))
 
     const unlock = (refIn: HolderRef, keyIn: LockKeyInput) =>
@@ -524,22 +418,11 @@ export const make = (
         const ref = yield* decodeRef(refIn)
         const keyHash = hashLockKey(yield* decodeKey(keyText(keyIn)))
         yield* withHolder(ref)
-        return yield* transact(ref, (stored, now) =>
-          Effect.gen(function* () {
-            const { document } = yield* requireHolder(ref, stored)
-            const decision = yield* decideUnlock(document, now, keyHash)
-            if (decision._tag === "Nothing") return { result: undefined } satisfies Plan<void>
-            return {
-              result: undefined,
-              write: { document: decision.document, entries: [], index: [] },
-              events: [{ _tag: "LockReleased", holder: ref, at: new Date(now) }],
-            } satisfies Plan<void>
-          }),
-        )
+        return yield* transact(unlockTransaction(ref, keyHash))
       }).pipe(traced("unlock"))
 
     /** Keeps the candidates of a lookup that really are indexed under `key` (indexes may be stale). */
-    const confirm = (key: IndexKey, candidates: ReadonlyArray<HolderRef>) =>
+    const confirm = (key: LookupKey, candidates: ReadonlyArray<HolderRef>) =>
       Effect.filter(
         candidates,
         (ref) =>
@@ -564,48 +447,52 @@ export const make = (
         { concurrency: 8 },
       )
 
-    const lookupConfirmed = (key: IndexKey) =>
+    const lookupConfirmed = (key: LookupKey) =>
       Effect.flatMap(storage.lookup(key), (candidates) => confirm(key, candidates))
 
     const unlockCustomer = (lookupIn: CustomerLookup, optionsIn: UnlockCustomerOptions = {}) =>
       Effect.gen(function* () {
         const lookup = yield* decodeLookup(lookupIn)
-        const reason = yield* decodeReason(optionsIn.reason ?? "administrative customer unlock")
+        const reason = (yield* decodeUnlockOptions(optionsIn)).reason ?? "administrative customer unlock"
         const key = lookupKey(lookup)
         const matched = yield* lookupConfirmed(key)
         const customerId = yield* resolveCustomer(lookup, matched)
         yield* Effect.annotateCurrentSpan("creditlock.customer", customerId)
         const holders =
           key.kind === "customer" ? matched : yield* lookupConfirmed({ kind: "customer", value: customerId })
+        // Every holder is tried, whatever happens to the others; each release is atomic on its own.
+        const outcomes = yield* Effect.forEach(
+          holders,
+          (holder) => Effect.either(transact(adminUnlockTransaction(holder, reason, randomUUID()))),
+          { concurrency: 4 },
+        )
         const released: Array<{ holder: HolderRef; entryId: string }> = []
-        for (const holder of holders) {
-          const entryId = yield* transact(holder, (stored, now) =>
-            Effect.sync((): Plan<string | null> => {
-              if (Option.isNone(stored)) return { result: null }
-              const decision = decideAdminUnlock(stored.value.document, now, randomUUID(), reason)
-              if (decision === null) return { result: null }
-              return {
-                result: decision.entry.id,
-                write: {
-                  document: decision.document,
-                  entries: [decision.entry],
-                  index: entryIndexKeys([decision.entry]),
-                },
-                events: [{ _tag: "AdminUnlocked", holder, at: new Date(now), entryId: decision.entry.id }],
-              }
-            }),
-          )
-          if (entryId !== null) released.push({ holder, entryId })
+        const pending: Array<HolderRef> = []
+        outcomes.forEach((outcome, i) => {
+          const holder = holders[i] as HolderRef
+          if (Either.isLeft(outcome)) pending.push(holder)
+          else if (outcome.right !== null) released.push({ holder, entryId: outcome.right })
+        })
+        if (pending.length > 0) {
+          return yield* new UnlockIncomplete({
+            detail:
+              `${released.length} holder(s) of customer ${customerId} were released and ${pending.length} could not be ` +
+              "(the storage failed, or the outcome is unknown); repeat the same call to release the rest",
+            customerId,
+            released,
+            pending,
+          })
         }
         return { customerId, holders, released } satisfies UnlockCustomerResult
       }).pipe(traced("unlockCustomer"))
 
-    /** The one holder whose balance-group alias is `id`. */
+    /** The holder that claimed the balance group `id`. */
     const resolveBalanceGroup = (id: string) =>
       Effect.gen(function* () {
         const holders = yield* lookupConfirmed({ kind: "balanceGroup", value: id })
         const [only] = holders
         if (only === undefined) return yield* new HolderNotFound({ detail: `no holder has balance group "${id}"` })
+        // Claims are unique; only an adapter that breaks its contract can answer several.
         if (holders.length > 1) {
           return yield* new IdempotencyConflict({
             detail: `balance group "${id}" is shared by ${holders.length} holders`,
@@ -620,29 +507,7 @@ export const make = (
         const balanceGroupId = yield* decodeBalanceGroup(balanceGroupIn)
         const request = yield* decodeLimits(requestIn)
         const ref = yield* resolveBalanceGroup(balanceGroupId)
-        return yield* transact(ref, (stored, now) =>
-          Effect.gen(function* () {
-            const { document } = yield* requireHolder(ref, stored)
-            const change = yield* resolveLimitRequest(request, now)
-            const decision = decideSetLimits(document, change, now, randomUUID())
-            const events = thresholdEvents(decision.entry)
-            return {
-              result: {
-                holder: ref,
-                balanceGroupId: document.balanceGroupId,
-                at: new Date(now),
-                limits: viewLimits(decision.document, now),
-                events,
-              },
-              write: {
-                document: decision.document,
-                entries: [decision.entry],
-                index: entryIndexKeys([decision.entry]),
-              },
-              events,
-            } satisfies Plan<CreditLimitsView>
-          }),
-        )
+        return yield* transact(setLimitsTransaction(ref, request, randomUUID()))
       }).pipe(traced("setCreditLimits"))
 
     const getCreditLimits = (balanceGroupIn: string) =>
@@ -650,14 +515,7 @@ export const make = (
         const balanceGroupId = yield* decodeBalanceGroup(balanceGroupIn)
         const ref = yield* resolveBalanceGroup(balanceGroupId)
         const { document } = yield* loadHolder(ref)
-        const now = yield* Clock.currentTimeMillis
-        return {
-          holder: ref,
-          balanceGroupId: document.balanceGroupId,
-          at: new Date(now),
-          limits: viewLimits(document, now),
-          events: [],
-        } satisfies CreditLimitsView
+        return limitsView(document, yield* Clock.currentTimeMillis, [])
       }).pipe(traced("getCreditLimits"))
 
     const journal = (refIn: HolderRef, optionsIn: JournalOptions = {}) =>
@@ -708,12 +566,3 @@ export const make = (
       subscribe: PubSub.subscribe(hub),
     })
   })
-
-const replayOf = (balanceGroupId: string, original: JournalEntry): ModifyResult => ({
-  holder: original.holder,
-  balanceGroupId,
-  current: { credit: toCredit(original.balances ?? []) },
-  entryId: original.id,
-  replayed: true,
-  events: thresholdEvents(original),
-})

@@ -6,10 +6,11 @@
  */
 import { Either, Schema } from "effect"
 import { HolderNotFound, IdempotencyConflict } from "./Errors.js"
-import { type HolderDocument, type HolderRef, Id } from "./Holder.js"
+import { entryIndexKeys, type HolderDocument, type HolderRef, Id } from "./Holder.js"
 import type { JournalEntry } from "./Journal.js"
 import { isLive } from "./Lock.js"
 import { Reference } from "./Modification.js"
+import type { Transaction } from "./Plan.js"
 import type { IndexKey } from "./Storage.js"
 
 /**
@@ -93,3 +94,40 @@ export const decideAdminUnlock = (
     },
   }
 }
+
+/** The result of `unlockCustomer`. */
+export interface UnlockCustomerResult {
+  readonly customerId: string
+  /** Every holder of the customer. */
+  readonly holders: ReadonlyArray<HolderRef>
+  /** The holders whose live lock was released, with the journal entry recording each release. */
+  readonly released: ReadonlyArray<{ readonly holder: HolderRef; readonly entryId: string }>
+}
+
+/**
+ * The admin release of one holder's live lock, journaled under `entryId` (minted once per call,
+ * the witness). Answers the entry id, or `null` when there was no live lock (or no holder).
+ */
+export const adminUnlockTransaction = (
+  ref: HolderRef,
+  reason: string,
+  entryId: string,
+): Transaction<string | null, never> => ({
+  ref,
+  witness: { _tag: "Entry", id: entryId },
+  plan: ({ stored }, now) => {
+    const decision = stored === null ? null : decideAdminUnlock(stored.document, now, entryId, reason)
+    if (decision === null) return Either.right({ result: null, events: [] })
+    return Either.right({
+      result: entryId,
+      write: {
+        document: decision.document,
+        entries: [decision.entry],
+        index: entryIndexKeys([decision.entry]),
+        claims: [],
+      },
+      events: [{ _tag: "AdminUnlocked", holder: ref, at: new Date(now), entryId }],
+    })
+  },
+  landed: ({ sent }) => ({ result: entryId, events: sent.events }),
+})

@@ -9,6 +9,13 @@ import { Schema } from "effect"
 /** Fields every creditlock error carries: a human-readable explanation of this occurrence. */
 const fields = { detail: Schema.String }
 
+/** A holder named in an error (the same shape as `HolderRef`, which lives in Holder.ts). */
+const HolderName = Schema.Struct({
+  customerId: Schema.String,
+  holderType: Schema.Literal("contracts", "customers"),
+  holderId: Schema.String,
+})
+
 /** The request is malformed: wrong shape, bad id, unknown currency, zero delta, … (400). */
 export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", fields) {
   get status(): 400 {
@@ -203,8 +210,8 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 
 /**
  * The storage backend failed or could not be reached, or contention exhausted the engine's
- * bounded retries. Nothing was changed unless the backend acknowledged the write; retrying is safe
- * for operations carrying an idempotency reference (503).
+ * bounded retries. Nothing was changed: the write was not applied, and retrying is safe (503).
+ * (When a write may have been applied, the error is {@link OutcomeUnknown} instead.)
  */
 export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()("StorageUnavailable", {
   ...fields,
@@ -218,6 +225,58 @@ export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()
   }
   get code(): string {
     return "STORAGE_UNAVAILABLE"
+  }
+}
+
+/**
+ * A write was sent to the storage and no answer came back, and no proof that it landed (or that
+ * it never will) could be read in time: it may have been applied or not (503). Retry with the same
+ * `reference` (HTTP `Idempotency-Key`) — a retry returns the original result if it was applied —
+ * or look for `entryId` in the holder's journal. For `lock`, a lock may now be held with a key
+ * nobody has; it expires with its TTL (or an administrator's customer unlock releases it).
+ */
+export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("OutcomeUnknown", {
+  ...fields,
+  /** The id of the journal entry the write would have appended, when it appends one. */
+  entryId: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect),
+}) {
+  get status(): 503 {
+    return 503
+  }
+  get title(): string {
+    return "Service Unavailable"
+  }
+  get code(): string {
+    return "OUTCOME_UNKNOWN"
+  }
+}
+
+/**
+ * `unlockCustomer` released some of the customer's holders but not all: `released` lists those
+ * released (with their journal entries), `pending` those whose release failed or whose outcome is
+ * unknown (503). Repeating the same call releases the rest; holders already released are not
+ * released again.
+ */
+export class UnlockIncomplete extends Schema.TaggedError<UnlockIncomplete>()("UnlockIncomplete", {
+  ...fields,
+  customerId: Schema.String,
+  released: Schema.Array(
+    Schema.Struct({
+      holder: HolderName,
+      entryId: Schema.String,
+    }),
+  ),
+  pending: Schema.Array(HolderName),
+}) {
+  get status(): 503 {
+    return 503
+  }
+  get title(): string {
+    return "Service Unavailable"
+  }
+  get code(): string {
+    return "UNLOCK_INCOMPLETE"
   }
 }
 
@@ -238,6 +297,8 @@ export const CreditEngineError = Schema.Union(
   LockKeyMismatch,
   RateLimited,
   StorageUnavailable,
+  OutcomeUnknown,
+  UnlockIncomplete,
 )
 
 /** … and as a type. Each member has `status`, `title`, `code` and `detail`. */

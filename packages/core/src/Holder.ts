@@ -5,10 +5,11 @@
  */
 import { Either, Schema } from "effect"
 import { CurrencyCode } from "./Currency.js"
-import { IdempotencyConflict } from "./Errors.js"
+import { HolderNotFound, IdempotencyConflict } from "./Errors.js"
 import type { JournalEntry } from "./Journal.js"
 import type { ResourceLimits } from "./Limits.js"
 import type { LockState } from "./Lock.js"
+import type { Transaction } from "./Plan.js"
 import type { IndexKey } from "./Storage.js"
 
 const forbidden = /[/\s\p{Cc}]/u
@@ -72,8 +73,11 @@ export interface Balance {
  */
 export interface HolderDocument {
   readonly ref: HolderRef
-  /** The balance-group alias; defaults to `ref.holderId`. */
-  readonly balanceGroupId: string
+  /**
+   * The balance-group alias the holder claimed (unique among all holders), or `null` when it was
+   * opened without one: there is no implicit alias, so no holder can squat another's.
+   */
+  readonly balanceGroupId: string | null
   /** When the holder was opened, epoch ms. */
   readonly openedAt: number
   /** One balance per currency, in the order currencies first appeared. */
@@ -124,7 +128,8 @@ export type Credit = typeof Credit.Type
 /** A holder and its current credit, as returned by reads, locks and modifications. */
 export interface CreditView {
   readonly holder: HolderRef
-  readonly balanceGroupId: string
+  /** The holder's balance-group alias, `null` when it has none. */
+  readonly balanceGroupId: string | null
   readonly current: { readonly credit: ReadonlyArray<Credit> }
 }
 
@@ -146,18 +151,32 @@ export const view = (document: HolderDocument): CreditView => ({
 /** Options for opening a holder. */
 export const OpenHolderOptions = Schema.Struct({
   balanceGroupId: Schema.optional(Id),
-})
+}).annotations({ identifier: "OpenHolderOptions" })
 
 /** Options for opening a holder. */
 export interface OpenHolderOptions {
+  /**
+   * The balance-group alias to claim for the holder: unique among all holders, first claim wins.
+   * Without one the holder has no alias (there is no implicit one) and the balance-group calls
+   * (`setCreditLimits`, `getCreditLimits`) cannot find it until one is attached by opening it
+   * again with one.
+   */
   readonly balanceGroupId?: string | undefined
 }
 
-/** The keys a holder is found by: its customer, its subscription (contracts only), its balance group. */
+/** The result of opening a holder. */
+export interface OpenResult {
+  readonly holder: HolderRef
+  /** The holder's balance-group alias, `null` when it has none. */
+  readonly balanceGroupId: string | null
+  /** False when the holder was open already (opening is idempotent). */
+  readonly created: boolean
+}
+
+/** The keys a holder is found by: its customer and, for contracts, its subscription id. */
 export const holderIndexKeys = (document: HolderDocument): ReadonlyArray<IndexKey> => [
   { kind: "customer", value: document.ref.customerId },
   ...(document.ref.holderType === "contracts" ? [{ kind: "subscription" as const, value: document.ref.holderId }] : []),
-  { kind: "balanceGroup", value: document.balanceGroupId },
 ]
 
 /** The keys a journal entry is found by (as an "order"): its id and its reference. */
@@ -167,40 +186,92 @@ export const entryIndexKeys = (entries: ReadonlyArray<JournalEntry>): ReadonlyAr
     ...(e.reference === undefined ? [] : [{ kind: "order" as const, value: e.reference }]),
   ])
 
-/** What opening a holder does: nothing when it is open already, else the new document and entry. */
-export type OpenDecision =
-  | { readonly _tag: "AlreadyOpen"; readonly document: HolderDocument }
-  | { readonly _tag: "Create"; readonly document: HolderDocument; readonly entry: JournalEntry }
-
-/**
- * Opens a holder, idempotently. Re-opening with the same (or no) balance group is a no-op;
- * re-opening with a different balance group → IdempotencyConflict.
- */
-export const decideOpen = (
-  existing: HolderDocument | null,
+/** The holder as loaded, or HolderNotFound when it was never opened. */
+export const requireOpen = (
   ref: HolderRef,
-  options: OpenHolderOptions,
-  now: number,
-  entryId: string,
-): Either.Either<OpenDecision, IdempotencyConflict> => {
-  if (existing !== null) {
-    if (options.balanceGroupId !== undefined && options.balanceGroupId !== existing.balanceGroupId) {
-      return Either.left(
-        new IdempotencyConflict({
-          detail: `holder is already open with balance group "${existing.balanceGroupId}"`,
+  stored: StoredHolder | null,
+): Either.Either<StoredHolder, HolderNotFound> =>
+  stored === null
+    ? Either.left(
+        new HolderNotFound({
+          detail: `holder ${ref.holderType}/${ref.holderId} of customer ${ref.customerId} was never opened`,
         }),
       )
+    : Either.right(stored)
+
+/**
+ * Opens a holder, idempotently; `entryId` is minted once per call. A new holder gets its document
+ * and an `opened` journal entry, and claims its balance group if one is given. Re-opening with the
+ * same (or no) balance group changes nothing; with one, a holder that has none attaches it (a
+ * `balance-group` entry, and the claim); with a different one than it has → IdempotencyConflict.
+ * A balance group claimed by another holder → IdempotencyConflict (the commit answers Claimed).
+ */
+export const openTransaction = (
+  ref: HolderRef,
+  options: OpenHolderOptions,
+  entryId: string,
+): Transaction<OpenResult, IdempotencyConflict> => ({
+  ref,
+  witness: { _tag: "Entry", id: entryId },
+  claimed: (alias) => new IdempotencyConflict({ detail: `balance group "${alias}" already belongs to another holder` }),
+  plan: ({ stored }, now) => {
+    const wanted = options.balanceGroupId
+    if (stored === null) {
+      const document: HolderDocument = {
+        ref,
+        balanceGroupId: wanted ?? null,
+        openedAt: now,
+        balances: [],
+        lock: null,
+        journalSeq: 1,
+      }
+      const entry: JournalEntry = { id: entryId, seq: 1, at: now, holder: ref, kind: "opened", changes: [] }
+      return Either.right({
+        result: { holder: ref, balanceGroupId: document.balanceGroupId, created: true },
+        write: {
+          document,
+          entries: [entry],
+          index: [...holderIndexKeys(document), ...entryIndexKeys([entry])],
+          claims: wanted === undefined ? [] : [wanted],
+        },
+        events: [],
+      })
     }
-    return Either.right({ _tag: "AlreadyOpen", document: existing })
-  }
-  const document: HolderDocument = {
-    ref,
-    balanceGroupId: options.balanceGroupId ?? ref.holderId,
-    openedAt: now,
-    balances: [],
-    lock: null,
-    journalSeq: 1,
-  }
-  const entry: JournalEntry = { id: entryId, seq: 1, at: now, holder: ref, kind: "opened", changes: [] }
-  return Either.right({ _tag: "Create", document, entry })
-}
+    const existing = stored.document
+    if (wanted === undefined || wanted === existing.balanceGroupId) {
+      return Either.right({
+        result: { holder: ref, balanceGroupId: existing.balanceGroupId, created: false },
+        events: [],
+      })
+    }
+    if (existing.balanceGroupId !== null) {
+      return Either.left(
+        new IdempotencyConflict({ detail: `holder is already open with balance group "${existing.balanceGroupId}"` }),
+      )
+    }
+    const seq = existing.journalSeq + 1
+    const entry: JournalEntry = {
+      id: entryId,
+      seq,
+      at: now,
+      holder: ref,
+      kind: "balance-group",
+      changes: [],
+      balanceGroupId: wanted,
+    }
+    return Either.right({
+      result: { holder: ref, balanceGroupId: wanted, created: false },
+      write: {
+        document: { ...existing, balanceGroupId: wanted, journalSeq: seq },
+        entries: [entry],
+        index: entryIndexKeys([entry]),
+        claims: [wanted],
+      },
+      events: [],
+    })
+  },
+  landed: ({ stored, entry }) => ({
+    result: { holder: ref, balanceGroupId: stored.document.balanceGroupId, created: entry?.kind === "opened" },
+    events: [],
+  }),
+})

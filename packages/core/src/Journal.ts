@@ -9,7 +9,7 @@ import type { Balance, HolderDocument, HolderRef } from "./Holder.js"
 import type { ResourceLimits, ThresholdRecord } from "./Limits.js"
 
 /** What kind of change an entry records. */
-export type JournalKind = "opened" | "modification" | "limits" | "admin-unlock"
+export type JournalKind = "opened" | "balance-group" | "modification" | "limits" | "admin-unlock"
 
 /** The change of one currency's credit: `after = before + delta`. */
 export interface Change {
@@ -39,6 +39,8 @@ export interface JournalEntry {
   readonly limits?: { readonly before: ResourceLimits | null; readonly after: ResourceLimits }
   /** Thresholds this change crossed upward (modifications and limit changes). */
   readonly thresholds?: ReadonlyArray<ThresholdRecord>
+  /** For `balance-group` entries: the alias attached to the holder. */
+  readonly balanceGroupId?: string
   /** For admin unlocks: when the released lock would have expired, epoch ms. */
   readonly releasedLockExpiresAt?: number
 }

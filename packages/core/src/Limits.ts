@@ -10,8 +10,11 @@
  * - `null` (or an absent field) in a request leaves that setting unchanged; `-1` is unlimited.
  *   A `tempCreditLimit` array replaces the resource's temporary limits (`[]` clears them).
  * - Consumption is `used = −credit`; percentage used = (used − floor) / (limit − floor).
- *   A threshold fires when a modification, or a limit change, moves consumption from below the
- *   threshold to at-or-above it. Time passing (a temporary limit ending) fires nothing.
+ *   Thresholds are armed, not inferred: a threshold is armed while consumption is below it, and
+ *   fires once when a change of its currency (a modification, or a limit change) finds
+ *   consumption at or above it — whatever moved it there: a debit, a limit change, or a temporary
+ *   limit that ended since the last change. It re-arms when a change finds consumption below it.
+ *   A threshold newly configured by a limit change starts in the state it is found in (no event).
  * - `dynamicFloor`, `rollUp` and `extension` are stored and returned unchanged: BRM publishes no
  *   semantics for them.
  *
@@ -26,9 +29,13 @@ import {
   toMajorUnits,
   toMinorUnits,
 } from "./Currency.js"
+import type { HolderNotFound } from "./Errors.js"
 import { AmountOutOfRange, InvalidRequest, UnsupportedResource } from "./Errors.js"
-import type { HolderDocument } from "./Holder.js"
+import type { ThresholdCrossed } from "./Events.js"
+import { thresholdEvents } from "./Events.js"
+import { type HolderDocument, type HolderRef, requireOpen } from "./Holder.js"
 import type { JournalEntry } from "./Journal.js"
+import type { Transaction } from "./Plan.js"
 
 /** A limit in minor units (credit may go down to −limit), or unlimited. */
 export type LimitAmount = number | "unlimited"
@@ -58,6 +65,18 @@ export interface ResourceLimits {
   readonly extension: unknown
   readonly temporary: ReadonlyArray<TemporaryLimit>
   readonly updatedAt: number
+  /**
+   * The thresholds found reached (consumption at or above them) at the last change of this
+   * currency: disarmed until a change finds consumption below them again. Absent in records
+   * written before thresholds were armed; they are then taken as reached before the next change.
+   */
+  readonly reached?: ReachedThresholds
+}
+
+/** Thresholds that are reached (so disarmed), by kind. */
+export interface ReachedThresholds {
+  readonly percentage: ReadonlyArray<number>
+  readonly fixed: ReadonlyArray<number>
 }
 
 /** A major-unit amount as BRM sends it: a number or a decimal string ("12.00"). */
@@ -193,12 +212,36 @@ export const addUnits = (from: number, offset: number, unit: number): number => 
   return date.getTime()
 }
 
-const dateTimePattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/
+const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|([+-])(\d{2}):?(\d{2}))$/
+
+const daysInMonth = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate()
+
+/**
+ * An ISO 8601 date-time with a zone, read strictly: real calendar values only (no 30 February, no
+ * `T24:00`, no leap second, offsets within ±23:59), never normalised into another instant.
+ */
+export const parseInstant = (text: string): number | null => {
+  const m = dateTimePattern.exec(text)
+  if (m === null) return null
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? "0"].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null
+  if (hour > 23 || minute > 59 || second > 59) return null
+  if (m[8] !== "Z" && (Number(m[10]) > 23 || Number(m[11]) > 59)) return null
+  const ms = Date.parse(text)
+  return Number.isNaN(ms) ? null : ms
+}
 
 const instant = (field: string, text: string): Either.Either<number, ResolveError> => {
-  const ms = dateTimePattern.test(text) ? Date.parse(text) : Number.NaN
-  return Number.isNaN(ms)
-    ? invalid(`${field}: "${text}" is not a date-time with a time zone (ISO 8601)`)
+  const ms = parseInstant(text)
+  return ms === null
+    ? invalid(`${field}: "${text}" is not a valid date-time with a time zone (ISO 8601, e.g. 2026-03-01T00:00:00Z)`)
     : Either.right(ms)
 }
 
@@ -359,63 +402,55 @@ export interface ThresholdRecord {
 const percentagePoint = (floor: number, effective: LimitAmount, percent: number): number | null =>
   effective === "unlimited" || effective - floor <= 0 ? null : floor + (percent * (effective - floor)) / 100
 
-/** Thresholds a change of credit from `before` to `after` crosses upward (consumption rising past them). */
-export const crossingsOnModify = (
-  limits: ResourceLimits | undefined,
-  now: number,
-  before: number,
-  after: number,
-): ReadonlyArray<ThresholdRecord> => {
-  if (limits === undefined || after >= before) return []
-  const usedBefore = -before
-  const usedAfter = -after
+/** The thresholds that consumption (−`credit`) reaches at `now`, with the limits in force then. */
+export const reachedAt = (limits: ResourceLimits, now: number, credit: number): ReachedThresholds => {
+  const used = -credit
   const effective = effectiveLimit(limits, now)
-  const crossed = (point: number | null) => point !== null && usedBefore < point && point <= usedAfter
+  return {
+    percentage: limits.thresholds.filter((p) => {
+      const point = percentagePoint(limits.floor, effective, p)
+      return point !== null && used >= point
+    }),
+    fixed: limits.fixedThresholds.filter((f) => used >= f),
+  }
+}
+
+/** What evaluating thresholds after a change found: the limits with their new state, and what fired. */
+export interface ThresholdEvaluation {
+  readonly limits: ResourceLimits
+  readonly crossed: ReadonlyArray<ThresholdRecord>
+}
+
+/**
+ * Evaluates the armed thresholds of `limits` after a change leaves the credit at `credit`:
+ * every threshold reached now that was not reached before (`previous`) fires once; the reached
+ * set is stored, so thresholds no longer reached re-arm.
+ */
+export const evaluateThresholds = (
+  limits: ResourceLimits,
+  previous: ReachedThresholds,
+  now: number,
+  credit: number,
+): ThresholdEvaluation => {
+  const reached = reachedAt(limits, now, credit)
+  const effective = effectiveLimit(limits, now)
   const record = (kind: ThresholdRecord["kind"], threshold: number): ThresholdRecord => ({
     currencyCode: limits.currencyCode,
     kind,
     threshold,
-    consumption: usedAfter,
+    consumption: -credit,
     effectiveLimit: effective,
   })
-  return [
-    ...limits.thresholds
-      .filter((p) => crossed(percentagePoint(limits.floor, effective, p)))
-      .map((p) => record("percentage", p)),
-    ...limits.fixedThresholds.filter((f) => crossed(f)).map((f) => record("fixed", f)),
+  const crossed = [
+    ...reached.percentage.filter((p) => !previous.percentage.includes(p)).map((p) => record("percentage", p)),
+    ...reached.fixed.filter((f) => !previous.fixed.includes(f)).map((f) => record("fixed", f)),
   ]
+  return { limits: { ...limits, reached }, crossed }
 }
 
-/**
- * Thresholds a limit change crosses at constant consumption: a percentage threshold configured
- * before and after that the new limit or floor puts consumption at-or-above, and the old did not.
- */
-export const crossingsOnLimitChange = (
-  before: ResourceLimits | undefined,
-  after: ResourceLimits,
-  now: number,
-  credit: number,
-): ReadonlyArray<ThresholdRecord> => {
-  if (before === undefined) return []
-  const used = -credit
-  const effectiveBefore = effectiveLimit(before, now)
-  const effectiveAfter = effectiveLimit(after, now)
-  const reached = (point: number | null) => point !== null && used >= point
-  return after.thresholds
-    .filter(
-      (p) =>
-        before.thresholds.includes(p) &&
-        reached(percentagePoint(after.floor, effectiveAfter, p)) &&
-        !reached(percentagePoint(before.floor, effectiveBefore, p)),
-    )
-    .map((p) => ({
-      currencyCode: after.currencyCode,
-      kind: "percentage" as const,
-      threshold: p,
-      consumption: used,
-      effectiveLimit: effectiveAfter,
-    }))
-}
+/** The reached set before a change: as stored, or (for records older than arming) as found then. */
+export const previouslyReached = (limits: ResourceLimits, now: number, creditBefore: number): ReachedThresholds =>
+  limits.reached ?? reachedAt(limits, now, creditBefore)
 
 /** Limits of a currency that was never configured. */
 const initialLimits = (currency: CurrencyInfo, now: number): ResourceLimits => ({
@@ -462,7 +497,10 @@ export interface SetLimitsDecision {
   readonly limits: ResourceLimits
 }
 
-/** Sets the limits of one currency of a holder, journaling the change and any threshold crossed. */
+/**
+ * Sets the limits of one currency of a holder, journaling the change and any armed threshold the
+ * change finds reached. Thresholds the change configures anew start as they are found.
+ */
 export const decideSetLimits = (
   document: HolderDocument,
   change: LimitChange,
@@ -471,9 +509,18 @@ export const decideSetLimits = (
 ): SetLimitsDecision => {
   const code = change.currency.code
   const before = limitsFor(document, code)
-  const after = applyLimitChange(before, change, now)
+  const next = applyLimitChange(before, change, now)
   const credit = document.balances.find((b) => b.currencyCode === code)?.value ?? 0
-  const thresholds = crossingsOnLimitChange(before, after, now, credit)
+  const foundNow = reachedAt(next, now, credit)
+  const earlier = before === undefined ? { percentage: [], fixed: [] } : previouslyReached(before, now, credit)
+  const configured = (kind: "percentage" | "fixed", t: number) =>
+    before !== undefined && (kind === "percentage" ? before.thresholds : before.fixedThresholds).includes(t)
+  // A threshold that is new to the record counts as reached already if it is reached now: no event.
+  const previous: ReachedThresholds = {
+    percentage: [...earlier.percentage, ...foundNow.percentage.filter((p) => !configured("percentage", p))],
+    fixed: [...earlier.fixed, ...foundNow.fixed.filter((f) => !configured("fixed", f))],
+  }
+  const { limits: after, crossed } = evaluateThresholds(next, previous, now, credit)
   const others = (document.limits ?? []).filter((l) => l.currencyCode !== code)
   const seq = document.journalSeq + 1
   const entry: JournalEntry = {
@@ -484,7 +531,7 @@ export const decideSetLimits = (
     kind: "limits",
     changes: [],
     limits: { before: before ?? null, after },
-    ...(thresholds.length > 0 ? { thresholds } : {}),
+    ...(crossed.length > 0 ? { thresholds: crossed } : {}),
   }
   return { document: { ...document, limits: [...others, after], journalSeq: seq }, entry, limits: after }
 }
@@ -503,3 +550,60 @@ export const viewLimits = (document: HolderDocument, now: number): ReadonlyArray
     effectiveLimit: effectiveLimit(l, now),
     minimumCredit: minimumCredit(document, l.currencyCode, now).minimum,
   }))
+
+/** A holder's credit limits, per currency, with the effective limit at `at`. */
+export interface CreditLimitsView {
+  readonly holder: HolderRef
+  readonly balanceGroupId: string | null
+  readonly at: Date
+  readonly limits: ReadonlyArray<ResourceLimitsView>
+  /** Thresholds the change crossed (for `setCreditLimits`; empty for reads). */
+  readonly events: ReadonlyArray<ThresholdCrossed>
+}
+
+/** The limits of a stored holder as shown to callers at `now`. */
+export const limitsView = (
+  document: HolderDocument,
+  now: number,
+  events: ReadonlyArray<ThresholdCrossed>,
+): CreditLimitsView => ({
+  holder: document.ref,
+  balanceGroupId: document.balanceGroupId,
+  at: new Date(now),
+  limits: viewLimits(document, now),
+  events,
+})
+
+/**
+ * Sets one currency's limits of the holder `ref` from a decoded BRM request, resolved at the
+ * moment of each attempt (relative validities count from it); `entryId` is minted once per call.
+ */
+export const setLimitsTransaction = (
+  ref: HolderRef,
+  request: CreditLimitRequest,
+  entryId: string,
+): Transaction<CreditLimitsView, HolderNotFound | ResolveError> => ({
+  ref,
+  witness: { _tag: "Entry", id: entryId },
+  plan: ({ stored }, now) =>
+    Either.gen(function* () {
+      const { document } = yield* requireOpen(ref, stored)
+      const change = yield* resolveLimitRequest(request, now)
+      const decision = decideSetLimits(document, change, now, entryId)
+      const events = thresholdEvents(decision.entry)
+      return {
+        result: limitsView(decision.document, now, events),
+        write: {
+          document: decision.document,
+          entries: [decision.entry],
+          index: [{ kind: "order" as const, value: entryId }],
+          claims: [],
+        },
+        events,
+      }
+    }),
+  landed: ({ stored, entry, now }) => {
+    const events = entry === null ? [] : thresholdEvents(entry)
+    return { result: limitsView(stored.document, now, events), events }
+  },
+})

@@ -8,10 +8,12 @@
  *
  * @module
  */
-import { Either } from "effect"
-import { CreditLocked, LockKeyMismatch, LockNotHeld } from "./Errors.js"
-import type { HolderDocument } from "./Holder.js"
+import { Either, type Redacted } from "effect"
+import { CreditLocked, type HolderNotFound, LockKeyMismatch, LockNotHeld } from "./Errors.js"
+import type { CreditEvent } from "./Events.js"
+import { type CreditView, type HolderDocument, type HolderRef, requireOpen, view } from "./Holder.js"
 import { sameKeyHash } from "./internal/keys.js"
+import type { Transaction } from "./Plan.js"
 
 /** The default lock time-to-live: 120 seconds. */
 export const DEFAULT_TTL_MILLIS = 120_000
@@ -92,3 +94,77 @@ export const decideUnlock = (
   }
   return Either.right({ _tag: "Release", document: { ...document, lock: null }, released: current })
 }
+
+/** A granted lock: the key to present to `modify`/`unlock`, and when it expires. */
+export interface GrantedLock {
+  readonly key: Redacted.Redacted<string>
+  readonly expiry: Date
+}
+
+/** The result of `lock`: the holder's current credit and the lock. */
+export interface LockResult {
+  readonly credit: CreditView
+  readonly lock: GrantedLock
+}
+
+/**
+ * Grants a lock with `key` (minted once per call; `keyHash` is its SHA-256). The witness is the
+ * key hash: a lock with it was granted by this call and no other.
+ */
+export const lockTransaction = (
+  ref: HolderRef,
+  key: Redacted.Redacted<string>,
+  keyHash: string,
+  ttlMillis: number,
+): Transaction<LockResult, HolderNotFound | CreditLocked> => ({
+  ref,
+  witness: { _tag: "Lock", keyHash },
+  plan: ({ stored }, now) =>
+    Either.gen(function* () {
+      const { document } = yield* requireOpen(ref, stored)
+      const grant = yield* decideLock(document, now, keyHash, ttlMillis)
+      const at = new Date(now)
+      const expiresAt = new Date(grant.lock.expiresAt)
+      const events: Array<CreditEvent> = []
+      if (grant.tookOver !== null) {
+        events.push({ _tag: "LockExpiredTakenOver", holder: ref, at, expiredAt: new Date(grant.tookOver.expiresAt) })
+      }
+      events.push({ _tag: "LockGranted", holder: ref, at, expiresAt, tookOver: grant.tookOver !== null })
+      return {
+        result: { credit: view(grant.document), lock: { key, expiry: expiresAt } },
+        write: { document: grant.document, entries: [], index: [], claims: [] },
+        events,
+      }
+    }),
+  landed: ({ stored, sent }) => ({
+    result: {
+      credit: view(stored.document),
+      lock: { key, expiry: new Date(stored.document.lock?.expiresAt ?? sent.result.lock.expiry.getTime()) },
+    },
+    events: sent.events,
+  }),
+})
+
+/**
+ * Releases the live lock held with `keyHash`. The witness is the effect itself: no live lock with
+ * this key hash on the holder (whoever released it, it is released).
+ */
+export const unlockTransaction = (
+  ref: HolderRef,
+  keyHash: string,
+): Transaction<void, HolderNotFound | LockKeyMismatch> => ({
+  ref,
+  witness: { _tag: "Released", keyHash },
+  plan: ({ stored }, now) =>
+    Either.gen(function* () {
+      const { document } = yield* requireOpen(ref, stored)
+      const decision = yield* decideUnlock(document, now, keyHash)
+      if (decision._tag === "Nothing") return { result: undefined, events: [] }
+      return {
+        result: undefined,
+        write: { document: decision.document, entries: [], index: [], claims: [] },
+        events: [{ _tag: "LockReleased", holder: ref, at: new Date(now) }],
+      }
+    }),
+  landed: ({ sent }) => ({ result: undefined, events: sent.events }),
+})

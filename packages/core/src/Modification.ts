@@ -10,16 +10,35 @@ import {
   AmountOutOfRange,
   CreditLimitExceeded,
   DuplicateCreditType,
+  type HolderNotFound,
   IdempotencyConflict,
   InsufficientCredit,
   type LockKeyMismatch,
   type LockNotHeld,
 } from "./Errors.js"
-import type { Balance, HolderDocument } from "./Holder.js"
+import { type ThresholdCrossed, thresholdEvents } from "./Events.js"
+import {
+  type Balance,
+  type CreditView,
+  entryIndexKeys,
+  type HolderDocument,
+  type HolderRef,
+  requireOpen,
+  toCredit,
+  view,
+} from "./Holder.js"
 import { sha256 } from "./internal/keys.js"
 import type { Change, JournalEntry } from "./Journal.js"
-import { crossingsOnModify, limitsFor, minimumCredit, type ThresholdRecord } from "./Limits.js"
+import {
+  evaluateThresholds,
+  limitsFor,
+  minimumCredit,
+  previouslyReached,
+  type ResourceLimits,
+  type ThresholdRecord,
+} from "./Limits.js"
 import { checkKey } from "./Lock.js"
+import type { Transaction } from "./Plan.js"
 
 /** A change of credit in a currency's minor unit: a non-zero safe integer (positive adds credit). */
 export const ChangeValue = Schema.Number.pipe(
@@ -119,7 +138,8 @@ export interface ModifyInput {
  * must be a safe integer; a change that lowers a credit must not leave it below the minimum in
  * force at `now` (raising credit is always allowed): 0 without a credit limit (else
  * InsufficientCredit), −(effective limit) with one (else CreditLimitExceeded). Success yields the
- * next document and its journal entry, which records any threshold crossed upward.
+ * next document and its journal entry, which records every armed threshold of a changed currency
+ * that the change finds reached (see `Limits.ts`).
  */
 export const decideModify = (
   input: ModifyInput,
@@ -133,6 +153,7 @@ export const decideModify = (
     const balances = new Map<string, Balance>(document.balances.map((b) => [b.currencyCode, b]))
     const changes: Array<Change> = []
     const thresholds: Array<ThresholdRecord> = []
+    const limits = new Map<string, ResourceLimits>((document.limits ?? []).map((l) => [l.currencyCode, l]))
     for (const m of request.modifications) {
       const { currencyCode, value: delta } = m.changeAmount
       const before = balances.get(currencyCode)?.value ?? 0
@@ -151,7 +172,12 @@ export const decideModify = (
       }
       balances.set(currencyCode, { currencyCode, value: after, updatedAt: now })
       changes.push({ currencyCode, delta, before, after })
-      thresholds.push(...crossingsOnModify(limitsFor(document, currencyCode), now, before, after))
+      const record = limitsFor(document, currencyCode)
+      if (record !== undefined) {
+        const evaluated = evaluateThresholds(record, previouslyReached(record, now, before), now, after)
+        limits.set(currencyCode, evaluated.limits)
+        thresholds.push(...evaluated.crossed)
+      }
     }
     const nextBalances = [...balances.values()]
     const seq = document.journalSeq + 1
@@ -168,7 +194,13 @@ export const decideModify = (
       balances: nextBalances,
       ...(thresholds.length > 0 ? { thresholds } : {}),
     }
-    return { document: { ...document, balances: nextBalances, journalSeq: seq }, entry }
+    const next: HolderDocument = {
+      ...document,
+      balances: nextBalances,
+      journalSeq: seq,
+      ...(document.limits === undefined ? {} : { limits: [...limits.values()] }),
+    }
+    return { document: next, entry }
   })
 
 /**
@@ -186,3 +218,74 @@ export const decideReplay = (
           detail: `reference "${original.reference ?? ""}" was already used for a different request on this holder`,
         }),
       )
+
+/** The result of `modify`: the holder's credit after it, and the journal entry that records it. */
+export interface ModifyResult extends CreditView {
+  readonly entryId: string
+  /** True when this answers a retry of an already applied request (same reference). */
+  readonly replayed: boolean
+  /** Thresholds this modification found reached (also published on `events`). */
+  readonly events: ReadonlyArray<ThresholdCrossed>
+}
+
+/** The result recorded by a modification's journal entry (a replay, or a proven lost reply). */
+export const resultOf = (balanceGroupId: string | null, entry: JournalEntry, replayed: boolean): ModifyResult => ({
+  holder: entry.holder,
+  balanceGroupId,
+  current: { credit: toCredit(entry.balances ?? []) },
+  entryId: entry.id,
+  replayed,
+  events: thresholdEvents(entry),
+})
+
+/**
+ * A modification under the lock whose key hash is `keyHash`; `entryId` is minted once per call
+ * and is the witness. With a reference, an entry already recorded under it replays (same
+ * request) or refuses (IdempotencyConflict).
+ */
+export const modifyTransaction = (
+  ref: HolderRef,
+  keyHash: string,
+  request: ModifyRequest,
+  entryId: string,
+): Transaction<
+  ModifyResult,
+  | HolderNotFound
+  | IdempotencyConflict
+  | LockNotHeld
+  | LockKeyMismatch
+  | AmountOutOfRange
+  | InsufficientCredit
+  | CreditLimitExceeded
+> => {
+  const print = fingerprint(request)
+  return {
+    ref,
+    witness: { _tag: "Entry", id: entryId },
+    reference: request.reference,
+    plan: ({ stored, referenced }, now) =>
+      Either.gen(function* () {
+        const { document } = yield* requireOpen(ref, stored)
+        if (referenced !== null) {
+          const original = yield* decideReplay(referenced, print)
+          return { result: resultOf(document.balanceGroupId, original, true), events: [] }
+        }
+        const decision = yield* decideModify({ document, now, keyHash, request, fingerprint: print, entryId })
+        const events = thresholdEvents(decision.entry)
+        return {
+          result: { ...view(decision.document), entryId, replayed: false, events },
+          write: {
+            document: decision.document,
+            entries: [decision.entry],
+            index: entryIndexKeys([decision.entry]),
+            claims: [],
+          },
+          events,
+        }
+      }),
+    landed: ({ stored, entry, sent }) => {
+      const result = entry === null ? sent.result : resultOf(stored.document.balanceGroupId, entry, false)
+      return { result, events: result.events }
+    },
+  }
+}

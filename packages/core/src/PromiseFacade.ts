@@ -5,25 +5,22 @@
  *
  * @module
  */
-import { Cause, Effect, Exit, Layer, ManagedRuntime, Option, Predicate, Queue, Redacted, Scope } from "effect"
+import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option, Predicate, Queue, Redacted, Scope } from "effect"
 import {
   CreditEngine,
   type CreditEngineOptions,
-  type CreditLimitsView,
   type JournalOptions,
   type LockKeyInput,
-  type ModifyResult,
-  type OpenResult,
   type UnlockCustomerOptions,
-  type UnlockCustomerResult,
+  validateOptions,
 } from "./CreditEngine.js"
-import type { CustomerLookup } from "./CustomerUnlock.js"
+import type { CustomerLookup, UnlockCustomerResult } from "./CustomerUnlock.js"
 import type { CreditEngineError } from "./Errors.js"
 import type { CreditEvent } from "./Events.js"
-import type { CreditView, HolderRef, OpenHolderOptions } from "./Holder.js"
+import type { CreditView, HolderRef, OpenHolderOptions, OpenResult } from "./Holder.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
-import type { CreditLimitRequestInput } from "./Limits.js"
-import type { ModifyRequestInput } from "./Modification.js"
+import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
+import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
 /** A rejected operation of the Promise facade. `status` is the HTTP status of the cause. */
@@ -92,10 +89,13 @@ export interface CreateCreditEngineOptions<E> extends CreditEngineOptions {
 
 /**
  * Builds an engine over `storage` and returns it as async functions. The storage is acquired on
- * the first call and released by `close()` (or `await using`).
+ * the first call and released by `close()` (or `await using`). Engine options outside their
+ * documented ranges (or unknown ones) throw a {@link CreditError} (400) at once.
  */
 export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): AsyncCreditEngine => {
   const { storage, ...engineOptions } = options
+  const checked = validateOptions(engineOptions)
+  if (Either.isLeft(checked)) throw CreditError.fromEngineError(checked.left)
   const runtime = ManagedRuntime.make(CreditEngine.layer(engineOptions).pipe(Layer.provide(storage)))
 
   const run = async <A>(f: (engine: CreditEngine["Type"]) => Effect.Effect<A, CreditEngineError>): Promise<A> => {

@@ -6,7 +6,7 @@
  * @module
  */
 import { Context, type Effect, type Option } from "effect"
-import type { StorageUnavailable } from "./Errors.js"
+import type { OutcomeUnknown, StorageUnavailable } from "./Errors.js"
 import type { HolderDocument, HolderRef, StoredHolder } from "./Holder.js"
 import type { JournalEntry } from "./Journal.js"
 
@@ -14,18 +14,23 @@ import type { JournalEntry } from "./Journal.js"
 export type ExpectedRevision = number | "absent"
 
 /**
- * A lookup key the engine asks an adapter to index with a holder:
+ * A lookup key the engine asks an adapter to index with a holder (many holders per key):
  * - `customer`: the customer id (every holder of the customer);
  * - `subscription`: the holder id of a `contracts` holder;
- * - `balanceGroup`: the holder's balance-group alias;
  * - `order`: a journal entry id or a modification reference.
  */
 export interface IndexKey {
-  readonly kind: "customer" | "subscription" | "balanceGroup" | "order"
+  readonly kind: "customer" | "subscription" | "order"
   readonly value: string
 }
 
-/** One atomic write: the next document, the journal entries it appends, and new index keys. */
+/**
+ * What {@link Storage} can look up: an {@link IndexKey}, or a balance-group alias, which at most
+ * one holder ever claims (see `CommitRequest.claims`).
+ */
+export type LookupKey = IndexKey | { readonly kind: "balanceGroup"; readonly value: string }
+
+/** One atomic write: the next document, the journal entries it appends, new index keys and claims. */
 export interface CommitRequest {
   readonly ref: HolderRef
   readonly expected: ExpectedRevision
@@ -34,10 +39,24 @@ export interface CommitRequest {
   readonly entries: ReadonlyArray<JournalEntry>
   /** Keys to associate with `ref` (adding to, never replacing, what is indexed already). */
   readonly index: ReadonlyArray<IndexKey>
+  /**
+   * Balance-group aliases this write claims for `ref`. An alias is claimed by one holder for
+   * good: claiming one that `ref` holds already is a no-op; one that another holder holds makes
+   * the whole commit answer `Claimed`, with nothing written.
+   */
+  readonly claims: ReadonlyArray<string>
 }
 
-/** The outcome of a compare-and-set commit. */
-export type CommitResult = "committed" | "conflict"
+/**
+ * The outcome of a compare-and-set commit:
+ * - `Committed`: everything was written; `revision` is the document's new revision;
+ * - `Conflict`: the stored revision was not the expected one; nothing was written;
+ * - `Claimed`: an alias in `claims` belongs to `holder`; nothing was written.
+ */
+export type CommitResult =
+  | { readonly _tag: "Committed"; readonly revision: number }
+  | { readonly _tag: "Conflict" }
+  | { readonly _tag: "Claimed"; readonly alias: string; readonly holder: HolderRef }
 
 /** A position in a holder's journal, for paging. */
 export interface JournalRange {
@@ -63,22 +82,32 @@ export class Storage extends Context.Tag("@creditlock/core/Storage")<
 
     /**
      * One atomic compare-and-set. When the stored revision equals `expected` (or the holder is
-     * absent and `expected` is `"absent"`), writes the document at revision `expected + 1` (1 when
-     * created), appends the journal entries and adds the index keys — all of it, or nothing — and
-     * answers `"committed"`. Otherwise writes nothing and answers `"conflict"`. A commit that fails
-     * with StorageUnavailable may or may not have been applied; the engine tells by reloading.
-     * An adapter must never resend a commit whose outcome it does not know (e.g. a driver's
-     * automatic retry after a reconnection): the resend would answer `"conflict"`, the engine
-     * would decide again, and a modification could be applied twice.
+     * absent and `expected` is `"absent"`) and no alias in `claims` belongs to another holder,
+     * writes the document at revision `expected + 1` (1 when created), appends the journal
+     * entries, adds the index keys and records the claims — all of it, or nothing — and answers
+     * `Committed` with the new revision. Otherwise writes nothing and answers `Conflict` (or
+     * `Claimed`).
+     *
+     * Failures say what is known about the write:
+     * - `StorageUnavailable`: the write was certainly not applied (the request never reached the
+     *   backend, or the backend refused it and rolled it back);
+     * - `OutcomeUnknown`: it may have been applied (it was sent and no answer came back). The
+     *   engine settles it by reading the write's witness (the journal entry or lock it made).
+     *
+     * An adapter must never send a commit twice, nor send it late (after it answered): a driver's
+     * automatic retry after a reconnection, an offline queue or a delayed redirection could apply
+     * a write after the engine settled it as not applied.
      */
-    readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageUnavailable>
+    readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageUnavailable | OutcomeUnknown>
 
     /**
-     * The holders indexed under `key`, in no particular order, without duplicates. An adapter
-     * whose indexes are not written atomically with the holder may return a stale candidate; the
-     * engine checks every candidate against the holder it names. A committed key is never missing.
+     * The holders indexed under `key`, in no particular order, without duplicates; for a
+     * `balanceGroup` key, the one holder that claimed the alias, if any. An adapter whose indexes
+     * are not written atomically with the holder may return a stale candidate (a holder whose
+     * commit failed after its pointer was written); the engine checks every candidate against the
+     * holder it names. A committed key is never missing.
      */
-    readonly lookup: (key: IndexKey) => Effect.Effect<ReadonlyArray<HolderRef>, StorageUnavailable>
+    readonly lookup: (key: LookupKey) => Effect.Effect<ReadonlyArray<HolderRef>, StorageUnavailable>
 
     /** One journal entry of the holder, by id or reference; `None` when it has none such. */
     readonly findEntry: (

@@ -27,9 +27,11 @@ import {
   InvalidRequestProblem,
   LockKeyMismatchProblem,
   LockNotHeldProblem,
+  OutcomeUnknownProblem,
   PayloadTooLargeProblem,
   RouteNotFoundProblem,
   StorageUnavailableProblem,
+  UnlockIncompleteProblem,
   UnsupportedMediaTypeProblem,
   UnsupportedResourceProblem,
 } from "./Problem.js"
@@ -77,10 +79,12 @@ export class CreditGroup extends HttpApiGroup.make("credit")
       .addSuccess(HolderOpened, { status: 201 })
       .addSuccess(HolderAlreadyOpen, { status: 200 })
       .addError(IdempotencyConflictProblem)
+      .addError(OutcomeUnknownProblem)
       .annotateContext(
         OpenApi.annotations({
           summary: "Open a holder (idempotent): 201 when created, 200 when it was open already",
-          description: "The body may be empty. A different balanceGroupId for a holder that is open already → 409.",
+          description:
+            "The body may be empty. There is no implicit balance group: a holder opened without balanceGroupId has none (balanceGroupId: null in the response) and the Billing Care routes cannot reach it. balanceGroupId claims a global alias, unique among all holders (first claim wins): only an administrator credential may send one (403 otherwise); an alias another holder claimed → 409, and nothing is opened. Re-opening a holder that has no alias with one attaches it; with another alias than the one it has → 409.",
         }),
       ),
   )
@@ -90,6 +94,7 @@ export class CreditGroup extends HttpApiGroup.make("credit")
       .addSuccess(LockResponse, { status: 201 })
       .addError(HolderNotFoundProblem)
       .addError(CreditLockedProblem)
+      .addError(OutcomeUnknownProblem)
       .annotateContext(
         OpenApi.annotations({
           summary: "Lock the credit; the key is needed to modify and unlock",
@@ -111,11 +116,12 @@ export class CreditGroup extends HttpApiGroup.make("credit")
       .addError(AmountOutOfRangeProblem)
       .addError(LockNotHeldProblem)
       .addError(LockKeyMismatchProblem)
+      .addError(OutcomeUnknownProblem)
       .annotateContext(
         OpenApi.annotations({
           summary: "Apply modifications all-or-nothing under the lock (X-Lock-Key)",
           description:
-            "Values are in the currency's minor unit. With Idempotency-Key, a retry of the same request returns the original result; the same key with a different request → 409.",
+            "Values are in the currency's minor unit. Send an Idempotency-Key (recommended): a retry of the same request with it returns the original result without applying it again, even after the lock is gone; the same key with a different request → 409. A 503 OUTCOME_UNKNOWN means the modification may or may not have been applied: retry with the same Idempotency-Key (it is then applied exactly once), or read the journal for the entryId the problem names. A 503 STORAGE_UNAVAILABLE means it was not applied.",
         }),
       ),
   )
@@ -126,6 +132,7 @@ export class CreditGroup extends HttpApiGroup.make("credit")
       .addSuccess(HttpApiSchema.NoContent)
       .addError(HolderNotFoundProblem)
       .addError(LockKeyMismatchProblem)
+      .addError(OutcomeUnknownProblem)
       .annotateContext(
         OpenApi.annotations({
           summary: "Release the lock held with this key (no live lock → 204 as well)",
@@ -154,11 +161,13 @@ export class CustomerGroup extends HttpApiGroup.make("customer")
       .addSuccess(Schema.Literal(true))
       .addError(HolderNotFoundProblem)
       .addError(IdempotencyConflictProblem)
+      .addError(OutcomeUnknownProblem)
+      .addError(UnlockIncompleteProblem)
       .annotateContext(
         OpenApi.annotations({
           summary: "Release every live lock of a customer, found by customer_id, subscription_id or orderid",
           description:
-            "Form-encoded or JSON. Nothing found → 404; a lookup matching several customers → 409, nothing unlocked. A credential limited to some customers may unlock by customer_id only.",
+            "Form-encoded or JSON. Nothing found → 404; a lookup matching several customers → 409, nothing unlocked. A credential limited to some customers may unlock by customer_id only. A failure part-way → 503 UNLOCK_INCOMPLETE listing the holders released and those pending: repeat the same request to release the rest (holders already released are not released again).",
         }),
       ),
   )
@@ -177,11 +186,12 @@ export class BillingCareGroup extends HttpApiGroup.make("billingCare")
       .addError(IdempotencyConflictProblem)
       .addError(UnsupportedResourceProblem)
       .addError(AmountOutOfRangeProblem)
+      .addError(OutcomeUnknownProblem)
       .annotateContext(
         OpenApi.annotations({
           summary: "Create or change the credit limits of one resource (currency) of a balance group",
           description:
-            "BRM's body; amounts in major units (number or decimal string); resourceId is the ISO 4217 numeric code. dynamicFloor and rollUp are stored and returned unchanged.",
+            "BRM's body; amounts in major units (number or decimal string); resourceId is the ISO 4217 numeric code. dynamicFloor and rollUp are stored and returned unchanged. {id} is the alias a holder claimed when it was opened with a balanceGroupId; a holder opened without one is not reachable here.",
         }),
       ),
   )
@@ -273,6 +283,33 @@ const withoutDecodeError = (spec: Record<string, unknown>): Record<string, unkno
   return { ...spec, components: { ...components, schemas } }
 }
 
+/**
+ * Describes each response that stands for several problems (503: STORAGE_UNAVAILABLE,
+ * OUTCOME_UNKNOWN, …) by all of them: @effect/platform keeps only the first one's description,
+ * and a client must be able to tell "not applied" from "may have been applied".
+ */
+const describeEveryProblem = (spec: Record<string, unknown>): Record<string, unknown> => {
+  type Response = { description?: string; content?: Record<string, { schema?: { anyOf?: Array<{ $ref?: string }> } }> }
+  const components = (spec.components ?? {}) as { schemas?: Record<string, { description?: string }> }
+  const paths = (spec.paths ?? {}) as Record<string, Record<string, { responses?: Record<string, Response> }>>
+  for (const item of Object.values(paths)) {
+    for (const op of Object.values(item)) {
+      for (const response of Object.values(op.responses ?? {})) {
+        const refs = response.content?.["application/json"]?.schema?.anyOf?.map((s) => s.$ref) ?? []
+        const descriptions = refs.map((ref) =>
+          ref?.startsWith("#/components/schemas/")
+            ? components.schemas?.[ref.slice("#/components/schemas/".length)]?.description
+            : undefined,
+        )
+        if (descriptions.length > 1 && descriptions.every((d) => d !== undefined)) {
+          response.description = descriptions.join("; ")
+        }
+      }
+    }
+  }
+  return spec
+}
+
 /** The whole API. Errors every route may answer are declared once, here. */
 export class CreditLockApi extends HttpApi.make("creditlock")
   .add(CreditGroup)
@@ -290,8 +327,8 @@ export class CreditLockApi extends HttpApi.make("creditlock")
       title: "creditlock",
       version: "0.1.0",
       description:
-        "Credit holders, pessimistic credit locks, monetary modifications with an immutable journal, and credit limits. Every error answers with { error: [ { status, title, detail, code } ] }.",
+        "Credit holders, pessimistic credit locks, monetary modifications with an immutable journal, and credit limits. Every error answers with { error: [ { status, title, detail, code } ] }. Request bodies are JSON (or form-encoded where documented), at most 64 KiB, nested at most 64 levels deep. A write ends in one of three outcomes: applied (2xx); not applied (503 STORAGE_UNAVAILABLE, or any 4xx: nothing changed); unknown (503 OUTCOME_UNKNOWN: retry with the same Idempotency-Key, or read the journal).",
       license: { name: "MIT", url: "https://opensource.org/licenses/MIT" },
-      transform: (spec) => withoutDecodeError(documentApiUsername(spec)),
+      transform: (spec) => describeEveryProblem(withoutDecodeError(documentApiUsername(spec))),
     }),
   ) {}

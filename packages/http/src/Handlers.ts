@@ -3,8 +3,14 @@
  * only translate: they check that the credential may act on the customer (403 otherwise; for
  * routes that name a customer, before anything is read), call the engine, and shape its result.
  * Every rule lives in the engine. A balance group is known only by looking it up: to a credential
- * that is not an administrator, one of another customer's (or an ambiguous one) is answered
- * exactly like an unknown one (404), so the routes reveal nothing about other customers.
+ * that is not an administrator, one of another customer's is answered exactly like an unknown one
+ * (404), so the routes reveal nothing about other customers.
+ *
+ * Balance groups are global names (Billing Care addresses holders by them alone), claimed by one
+ * holder for good, first claim wins. There is no implicit alias: a holder opened without a
+ * `balanceGroupId` has none, and only an administrator credential may give one, whatever its
+ * value — a restricted credential could otherwise claim (squat) the alias of another customer's
+ * holder, present or future.
  *
  * @module
  */
@@ -44,16 +50,10 @@ export const CreditLive = HttpApiBuilder.group(CreditLockApi, "credit", (handler
         Effect.gen(function* () {
           yield* requireCustomer(path.customerId)
           const ref = refOf(path)
-          // A balance-group id is a global name (Billing Care addresses holders by it): only an
-          // administrator may give a holder one other than its own id, so a credential cannot
-          // squat another customer's balance group.
-          if (
-            payload.balanceGroupId !== undefined &&
-            payload.balanceGroupId !== ref.holderId &&
-            !(yield* Principal).admin
-          ) {
+          // Whatever its value: an alias equal to the holder id is as global as any other.
+          if (payload.balanceGroupId !== undefined && !(yield* Principal).admin) {
             return yield* new Forbidden({
-              detail: "only an administrator credential may set a balanceGroupId other than the holder id",
+              detail: 'only an administrator credential ("*") may set a balanceGroupId',
             })
           }
           const opened = yield* engine.openHolder(
@@ -130,8 +130,8 @@ export const CustomerLive = HttpApiBuilder.group(CreditLockApi, "customer", (han
 )
 
 /**
- * For a credential that is not an administrator, a balance group of another customer, or one
- * shared by several holders, is answered like an unknown one.
+ * For a credential that is not an administrator, a balance group of another customer is answered
+ * like an unknown one (and so would be an ambiguous lookup, should a store ever answer one).
  */
 const hideOthers = <A, E extends { readonly _tag: string }, R>(
   id: string,
@@ -170,7 +170,9 @@ export const BillingCareLive = HttpApiBuilder.group(CreditLockApi, "billingCare"
         Effect.gen(function* () {
           const view = yield* hideOthers(path.id, engine.getCreditLimits(path.id))
           yield* hideOthers(path.id, requireCustomer(view.holder.customerId))
-          return CreditLimitsResponse.make(creditLimitsJson(view))
+          return CreditLimitsResponse.make(
+            creditLimitsJson({ ...view, balanceGroupId: view.balanceGroupId ?? path.id }),
+          )
         }),
       )
   }),

@@ -7,6 +7,14 @@
  * one schema per error whose encoded side is the problem body, so that the OpenAPI document shows
  * the bodies clients receive and the typed client decodes them back into the same error classes.
  *
+ * Two 503s say more than "retry later", because retrying blindly could be wrong:
+ * - `OUTCOME_UNKNOWN`: the write may or may not have been applied. The detail tells the caller to
+ *   retry with the same `Idempotency-Key` or to read the journal; the item carries `entryId`, the
+ *   journal entry the write would have appended, when there is one.
+ * - `UNLOCK_INCOMPLETE`: a customer unlock released some holders but not all; the item lists
+ *   `released` (with their journal entries) and `pending` holders, and repeating the request
+ *   releases the rest.
+ *
  * @module
  */
 
@@ -22,13 +30,16 @@ import {
   InvalidRequest,
   LockKeyMismatch,
   LockNotHeld,
+  OutcomeUnknown,
   RateLimited,
   StorageUnavailable,
   Unauthorized,
+  UnlockIncomplete,
   UnsupportedResource,
 } from "@creditlock/core"
 import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
 import { Schema } from "effect"
+import { HolderJson, holderJson } from "./Representation.js"
 
 /** Fields every HTTP-only error carries: a human-readable explanation of this occurrence. */
 const fields = { detail: Schema.String }
@@ -112,14 +123,21 @@ export const isProblemLike = (u: unknown): u is ProblemLike =>
   "detail" in u &&
   typeof u.detail === "string"
 
-/** One item of a problem body. `retryAfter` (seconds) mirrors the `Retry-After` header on 429 and 503. */
-export const ProblemItem = Schema.Struct({
-  status: Schema.String,
-  title: Schema.String,
-  detail: Schema.String,
-  code: Schema.String,
-  retryAfter: Schema.optional(Schema.Int),
-}).annotations({ identifier: "ProblemItem" })
+/**
+ * One item of a problem body. `retryAfter` (seconds) mirrors the `Retry-After` header on 429 and
+ * 503. Some errors carry further members (`entryId` on OUTCOME_UNKNOWN; `customerId`, `released`
+ * and `pending` on UNLOCK_INCOMPLETE).
+ */
+export const ProblemItem = Schema.Struct(
+  {
+    status: Schema.String,
+    title: Schema.String,
+    detail: Schema.String,
+    code: Schema.String,
+    retryAfter: Schema.optional(Schema.Int),
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+).annotations({ identifier: "ProblemItem" })
 
 /** The body of every error response: `{ "error": [ProblemItem] }`. */
 export const ProblemBody = Schema.Struct({ error: Schema.Array(ProblemItem) }).annotations({
@@ -129,11 +147,45 @@ export const ProblemBody = Schema.Struct({ error: Schema.Array(ProblemItem) }).a
 /** The body of every error response. */
 export type ProblemBody = typeof ProblemBody.Type
 
-/** Seconds a client should wait before retrying, for the errors that have such a hint. */
+/** Seconds a client should wait before retrying, for the errors that have such a hint (429 and every 503). */
 export const retryAfterSeconds = (error: ProblemLike, storageRetrySeconds: number): number | undefined => {
   if (error instanceof RateLimited) return Math.max(1, Math.ceil(error.retryAfterSeconds))
-  if (error instanceof StorageUnavailable) return storageRetrySeconds
+  if (error instanceof StorageUnavailable || error instanceof OutcomeUnknown || error instanceof UnlockIncomplete) {
+    return storageRetrySeconds
+  }
   return undefined
+}
+
+/**
+ * The detail a problem shows. For the two 503s whose retry needs care it is written here, in the
+ * API's own terms (Idempotency-Key, the journal route, repeating the request), rather than the
+ * engine's.
+ */
+export const problemDetail = (error: ProblemLike): string => {
+  if (error instanceof OutcomeUnknown) {
+    const unconfirmed =
+      "the write was sent to the storage but its outcome could not be confirmed: it may or may not have been applied."
+    return error.entryId === undefined
+      ? `${unconfirmed} Read the holder before retrying. After _lock, a lock may now be held whose key nobody has: it expires with its TTL, or PATCH /customer/unlock releases it; _unlock can simply be repeated.`
+      : `${unconfirmed} Retry the same request with the same Idempotency-Key (a retry returns the original result if the write was applied, and applies it once if it was not), or read the holder's journal for entry ${error.entryId} to see whether it was applied.`
+  }
+  if (error instanceof UnlockIncomplete) {
+    return `the customer's locks were released on ${error.released.length} holder(s) but not on ${error.pending.length} (listed in "pending"): their release failed or its outcome is unknown. Repeat the same request to release the rest; holders already released are not released again.`
+  }
+  return error.detail
+}
+
+/** The members a problem item carries beyond status, title, detail, code and retryAfter. */
+const problemMembers = (error: ProblemLike): Record<string, unknown> => {
+  if (error instanceof OutcomeUnknown) return error.entryId === undefined ? {} : { entryId: error.entryId }
+  if (error instanceof UnlockIncomplete) {
+    return {
+      customerId: error.customerId,
+      released: error.released.map((r) => ({ holder: holderJson(r.holder), entryId: r.entryId })),
+      pending: error.pending.map(holderJson),
+    }
+  }
+  return {}
 }
 
 /** The problem body of an error. */
@@ -142,9 +194,10 @@ export const problemBody = (error: ProblemLike, retryAfter?: number): ProblemBod
     {
       status: String(error.status),
       title: error.title,
-      detail: error.detail,
+      detail: problemDetail(error),
       code: error.code,
       ...(retryAfter === undefined ? {} : { retryAfter }),
+      ...problemMembers(error),
     },
   ],
 })
@@ -161,45 +214,53 @@ export const problemResponse = (error: ProblemLike, storageRetrySeconds = 1): Ht
   return HttpServerResponse.unsafeJson(problemBody(error, retryAfter), { status: error.status, headers })
 }
 
+const baseItemFields = {
+  status: Schema.String,
+  title: Schema.String,
+  detail: Schema.String,
+  code: Schema.String,
+  retryAfter: Schema.optional(Schema.Int),
+}
+
+/** An item as a problem schema decodes it: the base members and the error's own (`extra`). */
+type ItemOf<Extra extends Schema.Struct.Fields> = Schema.Struct.Type<typeof baseItemFields> & Schema.Struct.Type<Extra>
+
 /**
  * The schema of one error as a problem response: encoded, the problem body with this error's
- * status and code; decoded, an instance of the error class. Annotated with the HTTP status.
+ * status and code, exactly as {@link problemBody} writes it; decoded, an instance of the error
+ * class. Annotated with the HTTP status. Errors whose items carry further members declare them in
+ * `extra` (whose types must equal their encoded forms), with sample values to build the sample
+ * error from.
  */
-const problem = <Self extends ProblemLike, I>(
+const problem = <Self extends ProblemLike, I, Extra extends Schema.Struct.Fields = Record<never, never>>(
   errorClass: Schema.Schema<Self, I>,
-  make: (detail: string, item: typeof ProblemItem.Type) => Self,
+  make: (detail: string, item: ItemOf<Extra>) => Self,
   description: string,
+  extra?: { readonly fields: Extra; readonly sample: Schema.Struct.Type<Extra> },
 ) => {
-  const sample = make("", { status: "", title: "", detail: "", code: "" })
-  const Item = Schema.Struct({
-    status: Schema.Literal(String(sample.status)),
-    title: Schema.String,
-    detail: Schema.String,
-    code: Schema.Literal(sample.code),
-    retryAfter: Schema.optional(Schema.Int),
-  })
-  return Schema.transform(
-    Schema.Struct({ error: Schema.Tuple([Item], Schema.Unknown) }),
-    Schema.typeSchema(errorClass),
-    {
-      strict: true,
-      decode: ({ error: [item] }) => make(item.detail, item),
-      encode: (error) => {
-        const retryAfter = retryAfterSeconds(error, 1)
-        return {
-          error: [
-            {
-              status: String(sample.status),
-              title: error.title,
-              detail: error.detail,
-              code: sample.code,
-              ...(retryAfter === undefined ? {} : { retryAfter }),
-            },
-          ] as const,
-        }
-      },
-    },
-  ).annotations({
+  const sample = make(
+    "",
+    Object.assign({ status: "", title: "", detail: "", code: "" }, extra?.sample) as ItemOf<Extra>,
+  )
+  // Typed by hand: TypeScript cannot follow a struct built from generic fields.
+  const Body = Schema.Struct({
+    error: Schema.Tuple(
+      [
+        Schema.Struct({
+          ...baseItemFields,
+          status: Schema.Literal(String(sample.status)),
+          code: Schema.Literal(sample.code),
+          ...extra?.fields,
+        }),
+      ],
+      Schema.Unknown,
+    ),
+  }) as unknown as Schema.Schema<{ readonly error: readonly [ItemOf<Extra>, ...Array<unknown>] }>
+  return Schema.transform(Body, Schema.typeSchema(errorClass), {
+    strict: true,
+    decode: ({ error: [item] }) => make(item.detail, item),
+    encode: (error) => problemBody(error, retryAfterSeconds(error, 1)) as unknown as typeof Body.Type,
+  }).annotations({
     identifier: `${sample._tag}Problem`,
     description: `${description} (code ${sample.code})`,
     ...HttpApiSchema.annotations({ status: sample.status }),
@@ -312,8 +373,43 @@ export const RateLimitedProblem = problem(
 export const StorageUnavailableProblem = problem(
   StorageUnavailable,
   (detail) => new StorageUnavailable({ detail }),
-  "The storage backend is unavailable",
+  "The storage backend is unavailable; nothing was changed, so retrying is safe",
 )
+/** 503 OUTCOME_UNKNOWN as a problem response, with `entryId` when the write appends a journal entry. */
+export const OutcomeUnknownProblem = problem(
+  OutcomeUnknown,
+  (detail, item) => new OutcomeUnknown({ detail, ...(item.entryId === undefined ? {} : { entryId: item.entryId }) }),
+  "The write may or may not have been applied: retry with the same Idempotency-Key, or read the holder's journal (entryId names the entry the write would have appended)",
+  { fields: { entryId: Schema.optional(Schema.String) }, sample: {} },
+)
+
+const holderRefOf = (customerId: string, holder: typeof HolderJson.Type) => ({
+  customerId,
+  holderType: holder.type === "contract" ? ("contracts" as const) : ("customers" as const),
+  holderId: holder.id,
+})
+
+/** 503 UNLOCK_INCOMPLETE as a problem response, listing the holders released and those pending. */
+export const UnlockIncompleteProblem = problem(
+  UnlockIncomplete,
+  (detail, item) =>
+    new UnlockIncomplete({
+      detail,
+      customerId: item.customerId,
+      released: item.released.map((r) => ({ holder: holderRefOf(item.customerId, r.holder), entryId: r.entryId })),
+      pending: item.pending.map((holder) => holderRefOf(item.customerId, holder)),
+    }),
+  "A customer unlock released some holders but not all: repeat the same request to release the rest (holders already released are not released again)",
+  {
+    fields: {
+      customerId: Schema.String,
+      released: Schema.Array(Schema.Struct({ holder: HolderJson, entryId: Schema.String })),
+      pending: Schema.Array(HolderJson),
+    },
+    sample: { customerId: "", released: [], pending: [] },
+  },
+)
+
 /** 500 INTERNAL_ERROR as a problem response. */
 export const InternalErrorProblem = problem(
   InternalError,

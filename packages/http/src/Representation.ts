@@ -102,10 +102,13 @@ export const ModifyBody = Schema.Struct({
   modifications: ModifyRequest.fields.modifications,
 }).annotations({ identifier: "ModifyBody", ...strict })
 
-/** The headers of `_modify`: `X-Lock-Key` (required) and `Idempotency-Key` (optional). */
+/** The headers of `_modify`: `X-Lock-Key` (required) and `Idempotency-Key` (optional, recommended). */
 export const ModifyHeaders = Schema.Struct({
   "x-lock-key": LockKey,
-  "idempotency-key": Schema.optional(Reference),
+  "idempotency-key": Schema.optional(Reference).annotations({
+    description:
+      "Recommended. The modification's idempotency reference (1–128 characters), unique per holder: a retry of the same request with the same key returns the original result without applying it again, even after the lock is gone; the same key with a different request → 409. Retries after a 503 OUTCOME_UNKNOWN must reuse the same key: without one, a retry may apply the modification twice.",
+  }),
 })
 
 /** `_modify` → 200 `{ data: { holder, current }, meta: { entryId } }`. */
@@ -117,20 +120,34 @@ export const ModifyResponse = Schema.Struct({
 /** The body of `_unlock`: `{ key }`. */
 export const UnlockBody = Schema.Struct({ key: LockKey }).annotations({ identifier: "UnlockBody", ...strict })
 
-/** The body of opening a holder: `{ balanceGroupId? }` (an empty body is `{}`). */
-export const OpenHolderBody = Schema.Struct({ balanceGroupId: Schema.optional(Id) }).annotations({
+/**
+ * The body of opening a holder: `{ balanceGroupId? }` (an empty body is `{}`). A balance-group id
+ * is a global name that one holder claims for good; only an administrator credential may send one.
+ */
+export const OpenHolderBody = Schema.Struct({
+  balanceGroupId: Schema.optional(Id).annotations({
+    description:
+      "The balance-group alias to claim for the holder (Billing Care addresses the holder by it): unique among all holders, first claim wins; another holder's → 409. Administrator credentials only (403 otherwise). Without it the holder has no balance group; re-opening it with one attaches it.",
+  }),
+}).annotations({
   identifier: "OpenHolderBody",
   ...strict,
 })
 
 const OpenedBody = Schema.Struct({
-  data: Schema.Struct({ holder: HolderJson, balanceGroupId: Schema.String }),
+  data: Schema.Struct({
+    holder: HolderJson,
+    balanceGroupId: Schema.NullOr(Schema.String).annotations({
+      description: "The holder's balance-group alias; null when it has none (the Billing Care routes cannot reach it)",
+    }),
+  }),
   meta: EmptyMeta,
 }).annotations({ identifier: "HolderOpenedBody" })
 
 /**
- * Opening a holder that was not open → 201 `{ data: { holder, balanceGroupId }, meta: {} }`.
- * Decoded, it carries `created: true` (not part of the body).
+ * Opening a holder that was not open → 201 `{ data: { holder, balanceGroupId }, meta: {} }`,
+ * `balanceGroupId` being `null` when the holder has none. Decoded, it carries `created: true`
+ * (not part of the body).
  */
 export const HolderOpened = OpenedBody.pipe(Schema.attachPropertySignature("created", true))
 
@@ -186,7 +203,7 @@ export const JournalEntryJson = Schema.Struct({
   id: Schema.String,
   seq: Schema.Number,
   at: Schema.Date,
-  kind: Schema.Literal("opened", "modification", "limits", "admin-unlock"),
+  kind: Schema.Literal("opened", "balance-group", "modification", "limits", "admin-unlock"),
   reason: Schema.optional(Schema.String),
   reference: Schema.optional(Schema.String),
   changes: Schema.Array(
@@ -194,6 +211,9 @@ export const JournalEntryJson = Schema.Struct({
   ),
   thresholds: Schema.optional(Schema.Array(ThresholdJson)),
   limits: Schema.optional(Schema.Struct({ before: Schema.NullOr(StoredLimitsJson), after: StoredLimitsJson })),
+  balanceGroupId: Schema.optional(Schema.String).annotations({
+    description: "For balance-group entries: the alias attached to the holder",
+  }),
   releasedLockExpiresAt: Schema.optional(Schema.Date),
 }).annotations({ identifier: "JournalEntry" })
 
@@ -313,6 +333,7 @@ export const journalEntryJson = (e: JournalEntry): typeof JournalEntryJson.Type 
           after: storedLimitsJson(e.limits.after),
         },
       }),
+  ...(e.balanceGroupId === undefined ? {} : { balanceGroupId: e.balanceGroupId }),
   ...(e.releasedLockExpiresAt === undefined ? {} : { releasedLockExpiresAt: new Date(e.releasedLockExpiresAt) }),
 })
 
@@ -347,8 +368,13 @@ const limitsJson = (l: ResourceLimitsView): typeof LimitsJson.Type => {
   }
 }
 
-/** A holder's credit limits as `GET …/creditlimit/{id}` shows them. */
-export const creditLimitsJson = (view: CreditLimitsView): typeof CreditLimitsResponse.Type => ({
+/**
+ * A holder's credit limits as `GET …/creditlimit/{id}` shows them; `balanceGroupId` is the alias
+ * the holder was found by.
+ */
+export const creditLimitsJson = (
+  view: Omit<CreditLimitsView, "balanceGroupId"> & { readonly balanceGroupId: string },
+): typeof CreditLimitsResponse.Type => ({
   data: {
     balanceGroupId: view.balanceGroupId,
     holder: holderJson(view.holder),

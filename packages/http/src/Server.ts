@@ -11,7 +11,7 @@
  */
 import type * as Http from "node:http"
 import { createServer } from "node:http"
-import { CreditEngine, type CreditEngineOptions, type Storage } from "@creditlock/core"
+import { CreditEngine, type CreditEngineOptions, type InvalidRequest, type Storage } from "@creditlock/core"
 import {
   type HttpApi,
   HttpApiBuilder,
@@ -41,7 +41,7 @@ export interface ApiOptions {
   readonly rateLimit?: RateLimit | undefined
   /** The largest request body in bytes; default 64 KiB. Larger bodies → 413. */
   readonly maxBodyBytes?: number | undefined
-  /** `Retry-After` seconds sent with 503 (storage unavailable); default 1. */
+  /** `Retry-After` seconds sent with every 503 (storage unavailable, outcome unknown, unlock incomplete); default 1. */
   readonly storageRetryAfterSeconds?: number | undefined
   /** Log one line per request (at Info); default true. */
   readonly logRequests?: boolean | undefined
@@ -123,7 +123,10 @@ export const layerServer = (
 export interface MountOptions<E> extends ApiOptions {
   /** The storage, e.g. `MemoryStorage.layer()` or `SqliteStorage.layer({ filename })`. */
   readonly storage: Layer.Layer<Storage, E>
-  /** Engine settings (lock TTL, …). */
+  /**
+   * Engine settings (lock TTL, settle timeout, …). A setting outside its documented range fails
+   * building the API with InvalidRequest naming it.
+   */
   readonly engine?: CreditEngineOptions | undefined
 }
 
@@ -161,9 +164,11 @@ const nodeHandler = Effect.flatMap(HttpApiBuilder.httpApp, (app) => NodeHttpServ
 
 /**
  * The API as a `node:http` request listener, within a scope: the engine and storage are released
- * when the scope closes.
+ * when the scope closes. Fails with the storage's error, or InvalidRequest for invalid engine settings.
  */
-export const makeNodeHandler = <E>(options: MountOptions<E>): Effect.Effect<NodeHandler, E, Scope.Scope> =>
+export const makeNodeHandler = <E>(
+  options: MountOptions<E>,
+): Effect.Effect<NodeHandler, E | InvalidRequest, Scope.Scope> =>
   Effect.flatMap(Layer.build(layerMountedNode(options)), (context) => Effect.provide(nodeHandler, context))
 
 /**

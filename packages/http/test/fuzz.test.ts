@@ -549,6 +549,26 @@ const oversize: fc.Arbitrary<Fuzzed> = fc
     body: JSON.stringify({ reason: "r".repeat(size), modifications: [] }),
   }))
 
+/** JSON nested deeper than 64 levels (arrays, objects or both; closed or not), from any caller: always 400. */
+const deepNesting: fc.Arbitrary<Fuzzed> = fc
+  .tuple(
+    fc.constantFrom(...bodyRoutes),
+    fc.integer({ min: 65, max: 8000 }),
+    // [opening, closing, levels each pair adds]
+    fc.constantFrom(["[", "]", 1] as const, ['{"a":', "}", 1] as const, ['[{"k":', "}]", 2] as const),
+    fc.boolean(),
+    fc.constantFrom<Record<string, string>>(admin, bearer(LIMITED), {}),
+  )
+  .map(([route, depth, [open, close, levels], closed, credential]) => {
+    const pairs = Math.ceil(depth / levels)
+    return {
+      label: "deep nesting",
+      ...route,
+      headers: { ...credential, ...json, ...route.headers },
+      body: `${open.repeat(pairs)}0${closed ? close.repeat(pairs) : ""}`,
+    }
+  })
+
 const anyMalformed: fc.Arbitrary<Fuzzed> = fc.oneof(
   invalidJsonRequest,
   wrongContentType,
@@ -564,6 +584,7 @@ const anyMalformed: fc.Arbitrary<Fuzzed> = fc.oneof(
   customerUnlock,
   brokenLimits,
   oversize,
+  deepNesting,
 )
 
 describe("fuzzing malformed requests", () => {
@@ -602,6 +623,7 @@ describe("fuzzing malformed requests", () => {
     const statuses = new Set([...seen.values()].flatMap((set) => [...set]))
     for (const status of [400, 401, 403, 404, 409, 413, 415, 422, 423]) expect(statuses).toContain(status)
     expect(seen.get("duplicate modifications")).toEqual(new Set([422]))
+    expect(seen.get("deep nesting")).toEqual(new Set([400]))
     // The live lock is still the seeded one: its key still works.
     const unlocked = await request(h.base, "PUT", `${holderPath(LOCKED)}/_unlock`, {
       headers: { ...admin, ...json },

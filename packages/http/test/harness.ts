@@ -25,14 +25,17 @@ export const ADMIN = { token: "admin-secret-token-0001", customers: ["*"] } as c
 export const LIMITED = { token: "limited-secret-token-0002", customers: ["cus_a"] } as const
 /** A credential with a username (presented as api-key + api-username), every customer. */
 export const TRACK = { token: "track-secret-key-0003", username: "trackfinity", customers: ["*"] } as const
+/** A credential for customer `cus_b` only. Bearer. */
+export const LIMITED_B = { token: "limited-b-secret-token-0004", customers: ["cus_b"] } as const
 
-const credentials: ReadonlyArray<Credential> = [ADMIN, LIMITED, TRACK].map((c) => ({
+const credentials: ReadonlyArray<Credential> = [ADMIN, LIMITED, TRACK, LIMITED_B].map((c) => ({
   ...c,
   token: Redacted.make(c.token),
 }))
 
 /** How the instrumented storage behaves; tests flip `failing` to inject faults. */
 export interface StorageControl {
+  /** Commits answered `Committed`. */
   commits: number
   failing: "unavailable" | "defect" | undefined
   /** Every load waits this long first (to keep requests in flight). */
@@ -44,8 +47,8 @@ const instrumented = <E>(control: StorageControl, inner: Layer.Layer<Storage, E>
     Storage,
     Effect.gen(function* () {
       const inner = yield* Storage
-      const fault = <A>(effect: Effect.Effect<A, StorageUnavailable>): Effect.Effect<A, StorageUnavailable> =>
-        Effect.suspend(() => {
+      const fault = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E | StorageUnavailable> =>
+        Effect.suspend((): Effect.Effect<A, E | StorageUnavailable> => {
           if (control.failing === "unavailable") {
             return Effect.fail(new StorageUnavailable({ detail: "the test storage is down" }))
           }
@@ -58,7 +61,7 @@ const instrumented = <E>(control: StorageControl, inner: Layer.Layer<Storage, E>
           fault(inner.commit(request)).pipe(
             Effect.tap((outcome) =>
               Effect.sync(() => {
-                if (outcome === "committed") control.commits++
+                if (outcome._tag === "Committed") control.commits++
               }),
             ),
           ),

@@ -252,6 +252,68 @@ describe("/openapi.json", () => {
     ])
   })
 
+  it("recommends Idempotency-Key on _modify, and says retries after 503 OUTCOME_UNKNOWN must reuse it", () => {
+    const modify = (
+      spec.paths as Record<
+        string,
+        Record<string, { description: string; parameters: Array<{ name: string; in: string; description?: string }> }>
+      >
+    )["/credit/v1/customers/{customerId}/{holderType}/{holderId}/_modify"]?.put
+    const header = modify?.parameters.find((p) => p.in === "header" && p.name === "idempotency-key")
+    expect(header?.description).toMatch(/^Recommended\./)
+    expect(header?.description).toContain("503 OUTCOME_UNKNOWN must reuse the same key")
+    expect(modify?.description).toContain("Send an Idempotency-Key (recommended)")
+    expect(modify?.description).toContain("retry with the same Idempotency-Key")
+  })
+
+  it("declares 503 OUTCOME_UNKNOWN on every write route, UNLOCK_INCOMPLETE on the customer unlock", () => {
+    const paths = spec.paths as Record<string, Record<string, { responses: Record<string, Json> }>>
+    const codesOf = (path: string, method: string) => {
+      const text = JSON.stringify(paths[path]?.[method]?.responses["503"] ?? null)
+      return [...text.matchAll(/#\/components\/schemas\/(\w+)Problem/g)].map((m) => m[1])
+    }
+    const holder = "/credit/v1/customers/{customerId}/{holderType}/{holderId}"
+    const limits = "/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/{id}"
+    const writes: Array<[string, string]> = [
+      [holder, "put"],
+      [`${holder}/_lock`, "put"],
+      [`${holder}/_modify`, "put"],
+      [`${holder}/_unlock`, "put"],
+      ["/customer/unlock", "patch"],
+      [limits, "post"],
+    ]
+    for (const [path, method] of writes) {
+      expect(codesOf(path, method), `${method} ${path}`).toEqual(
+        expect.arrayContaining(["StorageUnavailable", "OutcomeUnknown"]),
+      )
+      expect(paths[path]?.[method]?.responses["503"]).toMatchObject({
+        description: expect.stringContaining("OUTCOME_UNKNOWN"),
+      })
+    }
+    expect(codesOf("/customer/unlock", "patch")).toContain("UnlockIncomplete")
+    for (const [path, method] of [
+      [holder, "get"],
+      [`${holder}/journal`, "get"],
+      [limits, "get"],
+    ] as const) {
+      expect(codesOf(path, method), `${method} ${path}`).toEqual(["StorageUnavailable"])
+    }
+    const schemas = (spec.components as { schemas: Record<string, Json> }).schemas
+    expect(JSON.stringify(schemas.OutcomeUnknownProblem)).toContain('"entryId"')
+    for (const member of ['"customerId"', '"released"', '"pending"']) {
+      expect(JSON.stringify(schemas.UnlockIncompleteProblem)).toContain(member)
+    }
+  })
+
+  it("describes the balance group of an opened holder as nullable, and only an administrator may set one", () => {
+    const schemas = (spec.components as { schemas: Record<string, Json> }).schemas
+    expect(JSON.stringify(schemas.HolderOpenedBody)).toContain('{"type":"null"}')
+    const put = (spec.paths as Record<string, Record<string, { description: string }>>)[
+      "/credit/v1/customers/{customerId}/{holderType}/{holderId}"
+    ]?.put
+    expect(put?.description).toContain("only an administrator credential may send one")
+  })
+
   it("describes errors with the problem body", () => {
     const schemas = (spec.components as { schemas: Record<string, { properties?: Record<string, unknown> }> }).schemas
     const problem = schemas.LockKeyMismatchProblem

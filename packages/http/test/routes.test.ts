@@ -69,11 +69,29 @@ describe("PUT holder (open)", () => {
     expect((r.json as { data: { holder: { id: string } } }).data.holder.id).toBe("€".repeat(128))
   })
 
-  it("accepts an empty body and defaults the balance group to the holder id", async () => {
+  it("accepts an empty body: the holder has no balance group (null), so Billing Care cannot reach it", async () => {
     const ref = fresh()
     const r = await open(ref)
     expect(r.status).toBe(201)
-    expect((r.json as { data: { balanceGroupId: string } }).data.balanceGroupId).toBe(ref.holderId)
+    expect(r.json).toEqual({ data: { holder: { type: "contract", id: ref.holderId }, balanceGroupId: null }, meta: {} })
+    const limits = `/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/${ref.holderId}`
+    expectProblem(await request(h.base, "GET", limits, { headers: bearer(ADMIN) }), 404, "HOLDER_NOT_FOUND")
+  })
+
+  it("attaches a balance group when re-opening a holder that has none, then keeps it", async () => {
+    const ref = fresh()
+    await open(ref)
+    const attached = await open(ref, { balanceGroupId: `bg-attach-${ref.holderId}` })
+    expect(attached.status).toBe(200)
+    expect((attached.json as { data: { balanceGroupId: string } }).data.balanceGroupId).toBe(
+      `bg-attach-${ref.holderId}`,
+    )
+    expect((await open(ref)).json).toEqual(attached.json)
+    expectProblem(await open(ref, { balanceGroupId: `bg-other-${ref.holderId}` }), 409, "IDEMPOTENCY_CONFLICT")
+    const limits = `/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/bg-attach-${ref.holderId}`
+    const read = await request(h.base, "GET", limits, { headers: bearer(ADMIN) })
+    expect(read.status).toBe(200)
+    expect((read.json as { data: { balanceGroupId: string } }).data.balanceGroupId).toBe(`bg-attach-${ref.holderId}`)
   })
 
   it("rejects unknown members, bad ids and bad holder types with 400", async () => {
@@ -418,7 +436,7 @@ describe("Billing Care credit limits", () => {
     expectProblem(await modify(ref, key, { reason: "spend", modifications: [gbp(-1)] }), 422, "CREDIT_LIMIT_EXCEEDED")
   })
 
-  it("refuses bad amounts (400), non-currency resources (422), unknown (404) and shared (409) balance groups", async () => {
+  it("refuses bad amounts (400), non-currency resources (422), unknown balance groups (404) and taken aliases (409)", async () => {
     const ref = fresh()
     await open(ref, { balanceGroupId: `bg-${ref.holderId}` })
     expectProblem(await post(`bg-${ref.holderId}`, { resourceId: 840, limit: "12.001" }), 400, "INVALID_REQUEST")
@@ -426,13 +444,15 @@ describe("Billing Care credit limits", () => {
     expectProblem(await post(`bg-${ref.holderId}`, { limit: "12" }), 400, "INVALID_REQUEST")
     expectProblem(await post(`bg-${ref.holderId}`, { resourceId: 999999, limit: "1" }), 422, "UNSUPPORTED_RESOURCE")
     expectProblem(await post("no-such-group", { resourceId: 840, limit: "1" }), 404, "HOLDER_NOT_FOUND")
-    // An explicit balance group another holder answers to is refused when opening…
+    // A balance group another holder claimed is refused when opening, and that holder is not opened…
     await open(fresh(), { balanceGroupId: "shared-bg" })
-    expectProblem(await open(fresh(), { balanceGroupId: "shared-bg" }), 409, "IDEMPOTENCY_CONFLICT")
-    // …but two customers' contracts with the same id share the default alias: ambiguous.
+    const loser = fresh()
+    expectProblem(await open(loser, { balanceGroupId: "shared-bg" }), 409, "IDEMPOTENCY_CONFLICT")
+    expectProblem(await request(h.base, "GET", holderPath(loser), { headers: bearer(ADMIN) }), 404, "HOLDER_NOT_FOUND")
+    // …and holders opened without one have no alias at all: their holder id is no balance group.
     await open({ customerId: "cus_x", holderType: "contracts", holderId: "shared-default" })
     await open({ customerId: "cus_y", holderType: "contracts", holderId: "shared-default" })
-    expectProblem(await post("shared-default", { resourceId: 840, limit: "1" }), 409, "IDEMPOTENCY_CONFLICT")
+    expectProblem(await post("shared-default", { resourceId: 840, limit: "1" }), 404, "HOLDER_NOT_FOUND")
     expectProblem(
       await request(h.base, "GET", path("no-such-group"), { headers: bearer(ADMIN) }),
       404,
@@ -453,7 +473,8 @@ describe("Billing Care credit limits", () => {
     )
     expect(h.control.commits).toBe(before)
     const own: HolderRef = { customerId: "cus_a", holderType: "contracts", holderId: `own_${++counter}` }
-    await open(own)
+    // Only an administrator gives a balance group, even the holder's own id.
+    await open(own, { balanceGroupId: own.holderId })
     expect((await post(own.holderId, { resourceId: 840, limit: "1" }, limited)).status).toBe(201)
   })
 })

@@ -101,18 +101,27 @@ describe("balance groups and restricted credentials", () => {
     `/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/${encodeURIComponent(id)}`
   const limited = { ...bearer(LIMITED), "content-type": "application/json" }
 
-  it("only an administrator may give a holder a balance group other than its id", async () => {
+  it("only an administrator may set a balanceGroupId, whatever its value (even the holder's own id)", async () => {
     const mine = { customerId: "cus_a", holderType: "contracts", holderId: "bg_own_1" } as const
-    const squat = await request(h.base, "PUT", holderPath(mine), {
-      headers: limited,
-      body: JSON.stringify({ balanceGroupId: "0.0.0.1+-balance_group+squatted" }),
-    })
-    expectStatus(squat, 403, "FORBIDDEN")
-    const plain = await request(h.base, "PUT", holderPath(mine), {
-      headers: limited,
-      body: JSON.stringify({ balanceGroupId: "bg_own_1" }),
-    })
+    const before = h.control.commits
+    for (const balanceGroupId of ["0.0.0.1+-balance_group+squatted", "bg_own_1"]) {
+      const squat = await request(h.base, "PUT", holderPath(mine), {
+        headers: limited,
+        body: JSON.stringify({ balanceGroupId }),
+      })
+      expectStatus(squat, 403, "FORBIDDEN")
+      expect(squat.text).not.toContain("cus_a")
+    }
+    expect(h.control.commits).toBe(before)
+    const plain = await request(h.base, "PUT", holderPath(mine), { headers: limited, body: "{}" })
     expect(plain.status).toBe(201)
+    expect((plain.json as { data: { balanceGroupId: unknown } }).data.balanceGroupId).toBeNull()
+    // Re-opening its own holder to attach one is refused as well; an administrator may.
+    const attach = JSON.stringify({ balanceGroupId: "bg_own_1" })
+    expectStatus(await request(h.base, "PUT", holderPath(mine), { headers: limited, body: attach }), 403, "FORBIDDEN")
+    const byAdmin = await request(h.base, "PUT", holderPath(mine), { headers: adminJson, body: attach })
+    expect(byAdmin.status).toBe(200)
+    expect((byAdmin.json as { data: { balanceGroupId: unknown } }).data.balanceGroupId).toBe("bg_own_1")
   })
 
   it("answers another customer's balance group like an unknown one (404), revealing nothing", async () => {

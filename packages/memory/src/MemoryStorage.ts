@@ -11,9 +11,9 @@ import {
   type EntrySelector,
   type HolderRef,
   holderKey,
-  type IndexKey,
   type JournalEntry,
   type JournalRange,
+  type LookupKey,
   Storage,
   type StoredHolder,
 } from "@creditlock/core"
@@ -26,19 +26,30 @@ interface HolderState {
   readonly byReference: Map<string, JournalEntry>
 }
 
-const indexName = (key: IndexKey): string => `${key.kind}:${key.value}`
+const indexName = (key: LookupKey): string => `${key.kind}:${key.value}`
 
-/** Builds an empty in-memory store. */
+/**
+ * Builds an empty in-memory store. A commit checks the revision first (answering `Conflict`),
+ * then the claims (answering `Claimed` with the first alias in `claims` another holder owns);
+ * only when both pass does it write anything.
+ */
 export const make: Effect.Effect<Storage["Type"]> = Effect.sync(() => {
   const holders = new Map<string, HolderState>()
   const index = new Map<string, Map<string, HolderRef>>()
+  /** Balance-group alias → the holder that claimed it, for good. */
+  const aliases = new Map<string, HolderRef>()
 
   const commit = (request: CommitRequest): CommitResult => {
     const key = holderKey(request.ref)
     const current = holders.get(key)
-    if ((current?.stored.revision ?? "absent") !== request.expected) return "conflict"
+    if ((current?.stored.revision ?? "absent") !== request.expected) return { _tag: "Conflict" }
+    for (const alias of request.claims) {
+      const owner = aliases.get(alias)
+      if (owner !== undefined && holderKey(owner) !== key) return { _tag: "Claimed", alias, holder: owner }
+    }
     // Nothing below can throw, so the whole write happens or (before this point) none of it.
-    const stored = { revision: request.expected === "absent" ? 1 : request.expected + 1, document: request.document }
+    const revision = request.expected === "absent" ? 1 : request.expected + 1
+    const stored = { revision, document: request.document }
     const state: HolderState = current ?? { stored, journal: [], byId: new Map(), byReference: new Map() }
     state.stored = stored
     for (const entry of request.entries) {
@@ -53,13 +64,22 @@ export const make: Effect.Effect<Storage["Type"]> = Effect.sync(() => {
       refs.set(key, request.ref)
       index.set(name, refs)
     }
-    return "committed"
+    for (const alias of request.claims) aliases.set(alias, request.ref)
+    return { _tag: "Committed", revision }
+  }
+
+  const lookup = (key: LookupKey): ReadonlyArray<HolderRef> => {
+    if (key.kind === "balanceGroup") {
+      const owner = aliases.get(key.value)
+      return owner === undefined ? [] : [owner]
+    }
+    return [...(index.get(indexName(key))?.values() ?? [])]
   }
 
   return Storage.of({
     load: (ref) => Effect.sync(() => Option.fromNullable(holders.get(holderKey(ref))?.stored)),
     commit: (request) => Effect.sync(() => commit(request)),
-    lookup: (key) => Effect.sync(() => [...(index.get(indexName(key))?.values() ?? [])]),
+    lookup: (key) => Effect.sync(() => lookup(key)),
     findEntry: (ref, selector: EntrySelector) =>
       Effect.sync(() => {
         const state = holders.get(holderKey(ref))

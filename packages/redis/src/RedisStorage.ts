@@ -7,15 +7,25 @@
  * is one Lua script over those keys: compare the revision, write the document, append the
  * entries, add the same-slot index members — all of it or nothing.
  *
- * Lookups by a value other than the customer id (subscription, balance-group alias, order id or
- * reference) live in sets tagged by that value, in other slots. A commit adds the holder to them
- * before it runs its script, so a crash in between leaves at most a pointer to a holder that does
- * not (yet) match — which the engine checks and discards — and never a committed key without its
- * pointer. {@link rebuildIndexes} restores them from the holders and journals.
+ * Lookups by a value other than the customer id (subscription, order id or reference) live in
+ * sets tagged by that value, in other slots; a balance-group alias is claimed by a string key
+ * tagged by the alias, set once (SET NX) to the holder that claimed it, and counts as that
+ * holder's once the commit script confirmed it in the holder's own slot. A commit writes its
+ * claims and then its pointers before it runs its script, so a crash in between leaves at most a
+ * pointer naming a holder that does not (yet) match — which the engine checks and discards — or an
+ * unconfirmed claim, which no lookup answers; never a committed key without its pointer or claim.
+ * An unconfirmed claim stays reserved for its holder: the same holder claiming the alias again
+ * succeeds, another one is answered `Claimed`. {@link rebuildIndexes} restores pointers and
+ * claims from the holders and journals.
  *
- * Every call is bounded by `commandTimeout`; every failure (refused connection, timeout,
- * CLUSTERDOWN, a script error, a stored value that does not decode) becomes StorageUnavailable.
- * The adapter decides nothing: every rule lives in @creditlock/core.
+ * Every call is bounded by `commandTimeout`. A commit that fails is classified: StorageUnavailable
+ * when it was certainly not applied (its script never left the process, or Redis refused it before
+ * running it: NOSCRIPT then an error, WRONGTYPE, TRYAGAIN, CLUSTERDOWN, MOVED, …; a failed claim or
+ * pointer write, which comes before the script), OutcomeUnknown when it may have been (sent, then
+ * a timeout or a closed connection). No command is ever sent twice or after its call answered:
+ * the library's clients are configured not to resend, a caller's client is checked for settings
+ * that would, and every write is guarded (see `write` in internal/client.ts). Reads fail with
+ * StorageUnavailable. The adapter decides nothing: every rule lives in @creditlock/core.
  *
  * @module
  */
@@ -33,6 +43,8 @@ import {
   type IndexKey,
   type JournalEntry,
   type JournalRange,
+  type LookupKey,
+  type OutcomeUnknown,
   Storage,
   StorageUnavailable,
   type StoredHolder,
@@ -47,7 +59,12 @@ import {
   dataNodes,
   evalScript,
   isCluster,
+  resendRisks,
   unavailable,
+  type WriteFailure,
+  write,
+  writeError,
+  writeScript,
 } from "./internal/client.js"
 import { type KeyLayout, keyLayout, validPrefix } from "./internal/keys.js"
 import * as Scripts from "./internal/scripts.js"
@@ -68,7 +85,10 @@ export interface AdapterOptions {
    * not contain `{` or `}`, which would change the keys' hash tag.
    */
   readonly keyPrefix?: string | undefined
-  /** How long one Redis call may take before it fails with StorageUnavailable; default 5 seconds. */
+  /**
+   * How long one Redis call may take before it fails (a read or an unsent write with
+   * StorageUnavailable, a write that was sent with OutcomeUnknown); default 5 seconds.
+   */
   readonly commandTimeout?: Duration.DurationInput | undefined
   /** How long to wait for the connection to become ready when the storage is built; default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -138,22 +158,70 @@ const settingsOf = (options: AdapterOptions): Effect.Effect<Settings, StorageUna
   })
 
 /**
- * The connection settings of the library's own clients. No offline queue: while Redis is
- * unreachable a call fails at once instead of waiting for a reconnection. No command is sent
- * again after a connection drops (`maxRetriesPerRequest: 0`, `autoResendUnfulfilledCommands:
- * false`, and for a Cluster `retryDelayOnFailover: 0`): a commit whose reply was lost may have
- * been applied, and the engine settles that by reloading, not by sending it twice. Redirections
- * (MOVED, ASK) and TRYAGAIN/CLUSTERDOWN answers, which mean the command did not run, are still
- * retried by ioredis, a bounded number of times.
+ * The ioredis options the library's own clients use, and that a caller's standalone client given
+ * to {@link fromClient} must have (it checks them): spread them into your own options. With them
+ * a command is sent once, when it is called, or never (read in ioredis 5's
+ * `built/redis/event_handler.js` and `built/Redis.js`):
+ * - `enableOfflineQueue: false`: while the connection is not ready a call fails at once ("Stream
+ *   isn't writeable") instead of waiting in a queue that is flushed after a reconnection;
+ * - `autoResendUnfulfilledCommands: false`: the commands in flight when a connection closes are
+ *   not written again when it is ready again (`readyHandler` drops `prevCommandQueue`);
+ * - `maxRetriesPerRequest: 0`: those commands are rejected as soon as the connection closes
+ *   (`closeHandler` flushes the queues when `retryAttempts % (maxRetriesPerRequest + 1) === 0`),
+ *   so their callers learn at once that the outcome is unknown;
+ * - `reconnectOnError: null`: no reconnection that re-sends the failed command (`handleReconnection`
+ *   case 2).
+ * Reconnection itself goes on in the background (ioredis's default back-off).
  */
+export const noResendOptions = {
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+  reconnectOnError: null,
+} as const satisfies RedisOptions
+
 const connectionOptions = (options: RedisStorageOptions, settings: Settings): RedisOptions => ({
   connectTimeout: settings.connectMillis,
   commandTimeout: settings.commandMillis,
-  maxRetriesPerRequest: 0,
-  autoResendUnfulfilledCommands: false,
+  ...noResendOptions,
   ...(options.username === undefined ? {} : { username: options.username }),
   ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
   ...(options.tls === true ? { tls: {} } : {}),
+})
+
+/**
+ * The Cluster options of the library's own Cluster client, and those a caller's Cluster client
+ * given to {@link fromClient} must have (it checks them), with {@link noResendOptions} as its
+ * `redisOptions` (read in ioredis 5's `built/cluster/index.js`):
+ * every rejection of a command goes through `handleError`, which re-sends it — at once after MOVED
+ * or ASK, from a delay queue after TRYAGAIN (`retryDelayOnTryAgain`, which has no "off" value),
+ * CLUSTERDOWN (`retryDelayOnClusterDown`) or a closed connection (`retryDelayOnFailover`) — until
+ * `maxRedirections` is used up. Its first step sets the budget to `maxRedirections` and rejects
+ * when it is `<= 0`, so `maxRedirections: 0` rejects every error at once: nothing is re-sent,
+ * early or late (a MOVED arriving after a timeout would otherwise send the command to the new
+ * owner). The adapter refreshes the slot map itself on MOVED/ASK. The delays are 0 as well, so
+ * that no queue holds a command should the budget ever be raised. `enableOfflineQueue: false`
+ * makes a call fail while the cluster is not ready. Each node's connection keeps an offline queue
+ * (ioredis's ConnectionPool forces `enableOfflineQueue: true` on node connections) and does not
+ * reconnect (`retryStrategy: null`): a command sent to a node that is still connecting may wait
+ * there, and is written when the node is ready — the write guard turns such a late write into a
+ * PING.
+ */
+export const noResendClusterOptions = {
+  enableOfflineQueue: false,
+  maxRedirections: 0,
+  retryDelayOnMoved: 0,
+  retryDelayOnTryAgain: 0,
+  retryDelayOnClusterDown: 0,
+  retryDelayOnFailover: 0,
+  redisOptions: noResendOptions,
+} as const satisfies ClusterOptions
+
+const clusterOptions = (connection: RedisOptions, settings: Settings): ClusterOptions => ({
+  ...noResendClusterOptions,
+  lazyConnect: true,
+  slotsRefreshTimeout: settings.connectMillis,
+  redisOptions: connection,
 })
 
 const createClient = (options: RedisStorageOptions, settings: Settings): Client => {
@@ -162,19 +230,11 @@ const createClient = (options: RedisStorageOptions, settings: Settings): Client 
     const nodes: Array<ClusterNode> = options.nodes.map((n) =>
       typeof n === "string" ? n : { host: n.host, port: n.port },
     )
-    const clusterOptions: ClusterOptions = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      retryDelayOnFailover: 0,
-      slotsRefreshTimeout: settings.connectMillis,
-      redisOptions: connection,
-    }
-    return new Cluster(nodes, clusterOptions)
+    return new Cluster(nodes, clusterOptions(connection, settings))
   }
   const standalone: RedisOptions = {
     ...connection,
     lazyConnect: true,
-    enableOfflineQueue: false,
     ...(options.db === undefined ? {} : { db: options.db }),
   }
   if (options.url !== undefined) {
@@ -208,7 +268,7 @@ const loadScripts = (client: Client, settings: Settings): Effect.Effect<void, St
     { concurrency: "unbounded", discard: true },
   )
 
-const checkClient = (client: Client): Effect.Effect<void, StorageUnavailable> => {
+const checkPrefix = (client: Client): Effect.Effect<void, StorageUnavailable> => {
   const prefixed = isCluster(client)
     ? (client.options.keyPrefix ?? client.options.redisOptions?.keyPrefix)
     : client.options.keyPrefix
@@ -217,6 +277,18 @@ const checkClient = (client: Client): Effect.Effect<void, StorageUnavailable> =>
     : Effect.fail(
         new StorageUnavailable({
           detail: "the client has ioredis's keyPrefix option set; use the keyPrefix option of RedisStorage instead",
+        }),
+      )
+}
+
+/** Refuses a caller's client that would send a command twice or late (see the README). */
+const checkResends = (client: Client): Effect.Effect<void, StorageUnavailable> => {
+  const risks = resendRisks(client)
+  return risks.length === 0
+    ? Effect.void
+    : Effect.fail(
+        new StorageUnavailable({
+          detail: `the ${isCluster(client) ? "Cluster" : "Redis"} client could send a command twice or after it was answered: ${risks.join("; ")}`,
         }),
       )
 }
@@ -249,7 +321,7 @@ const uniqueIndexKeys = (keys: ReadonlyArray<IndexKey>): ReadonlyArray<IndexKey>
 /** The storage over a client that is ready; used by every constructor. */
 const storageOver = (client: Client, settings: Settings): Storage["Type"] => {
   const { layout, commandMillis } = settings
-  const call = <A>(what: string, f: () => Promise<A>) => attempt(what, commandMillis, f)
+  const call = <A>(what: string, f: () => Promise<A>) => attempt(what, commandMillis, f, client)
 
   const load = (ref: HolderRef): Effect.Effect<Option.Option<StoredHolder>, StorageUnavailable> =>
     Effect.flatMap(
@@ -267,7 +339,29 @@ const storageOver = (client: Client, settings: Settings): Storage["Type"] => {
       },
     )
 
-  const commit = (request: CommitRequest): Effect.Effect<CommitResult, StorageUnavailable> =>
+  // A write before the script is not the commit: whatever became of it, the script was not sent.
+  const beforeScript =
+    (what: string) =>
+    (failure: WriteFailure): StorageUnavailable =>
+      new StorageUnavailable({
+        detail: `Redis ${what} failed, so the commit was not sent: ${failure.cause.message}`,
+        cause: failure.cause,
+      })
+
+  const claim = (alias: string, member: string): Effect.Effect<Option.Option<HolderRef>, StorageUnavailable> =>
+    Effect.flatMap(
+      write(client, commandMillis, "set", [layout.claim(alias), member, "NX", "GET"]).pipe(
+        Effect.mapError(beforeScript(`claim of balance group "${alias}"`)),
+      ),
+      (previous): Effect.Effect<Option.Option<HolderRef>, StorageUnavailable> => {
+        // nil: the key was absent and is now ours; our own member: claimed by us before.
+        if (previous == null || previous === member) return Effect.succeed(Option.none())
+        if (typeof previous !== "string") return Effect.fail(corrupt(`claim of balance group "${alias}"`))
+        return Effect.map(parseMember(previous), Option.some)
+      },
+    )
+
+  const commit = (request: CommitRequest): Effect.Effect<CommitResult, StorageUnavailable | OutcomeUnknown> =>
     Effect.gen(function* () {
       const { ref, expected, entries } = request
       const keys = layout.holder(ref)
@@ -275,34 +369,73 @@ const storageOver = (client: Client, settings: Settings): Storage["Type"] => {
       const index = uniqueIndexKeys(request.index)
       const crossSlot = index.filter((k) => !layout.sameSlot(ref, k)).map(layout.index)
       const sameSlot = index.filter((k) => layout.sameSlot(ref, k)).map(layout.index)
+      const next = expected === "absent" ? 1 : expected + 1
+      const claims = [...new Set(request.claims)]
       const args = [
         expected === "absent" ? "absent" : String(expected),
-        String(expected === "absent" ? 1 : expected + 1),
+        String(next),
         encodeDocument(request.document),
         randomUUID(),
         member,
         String(entries.length),
+        String(claims.length),
+        ...claims,
         ...entries.flatMap((e) => [JSON.stringify(e), e.id, e.reference === undefined ? "0" : "1", e.reference ?? ""]),
       ]
-      // Pointers in other slots first: should the commit then fail, they point at a holder that
-      // does not match them, which lookups' callers check; a committed key is never without one.
-      yield* Effect.forEach(crossSlot, (key) => call("index write", () => client.sadd(key, member)), {
-        concurrency: "unbounded",
-        discard: true,
-      })
-      const answer = yield* call("commit", () =>
-        evalScript(client, Scripts.commit, [keys.holder, keys.journal, keys.ids, keys.references, ...sameSlot], args),
+      if (claims.length > 0) {
+        // A claim outlives a commit that does not follow it, so none is taken for a commit that
+        // would conflict: the script checks again, this only spares the claim of a stale attempt.
+        const revision = yield* call("commit: revision check", () => client.hget(keys.holder, "rev"))
+        if (revision !== (expected === "absent" ? null : String(expected))) return { _tag: "Conflict" } as const
+      }
+      // Claims, then pointers in other slots, then the script: should the commit not follow, they
+      // name a holder that does not match them — a pointer is checked by lookups' callers, a claim
+      // counts only once the holder's own claims set confirms it — and a committed key is never
+      // without its pointer or its claim. One claim after the other, so that a Claimed answer
+      // leaves as few claims behind as possible.
+      for (const alias of claims) {
+        const owner = yield* claim(alias, member)
+        if (Option.isSome(owner)) return { _tag: "Claimed", alias, holder: owner.value } as const
+      }
+      yield* Effect.forEach(
+        crossSlot,
+        (key) => write(client, commandMillis, "sadd", [key, member]).pipe(Effect.mapError(beforeScript("index write"))),
+        { concurrency: "unbounded", discard: true },
       )
-      if (answer === 1) return "committed" as const
-      if (answer === 0) return "conflict" as const
-      return yield* new StorageUnavailable({ detail: `Redis commit script answered ${String(answer)}` })
+      const answer = yield* writeScript(
+        client,
+        commandMillis,
+        Scripts.commit,
+        [keys.holder, keys.journal, keys.ids, keys.references, keys.claims, ...sameSlot],
+        args,
+      ).pipe(Effect.mapError((failure) => writeError("commit", failure, entries[0]?.id)))
+      if (answer === next) return { _tag: "Committed", revision: next } as const
+      if (answer === 0) return { _tag: "Conflict" } as const
+      // The script ran (it answered), but not as it answers: nothing says what it wrote.
+      return yield* writeError(
+        "commit",
+        { applied: "maybe", code: undefined, cause: new Error(`the commit script answered ${String(answer)}`) },
+        entries[0]?.id,
+      )
     })
 
-  const lookup = (key: IndexKey): Effect.Effect<ReadonlyArray<HolderRef>, StorageUnavailable> =>
-    Effect.flatMap(
+  const lookup = (key: LookupKey): Effect.Effect<ReadonlyArray<HolderRef>, StorageUnavailable> => {
+    if (key.kind === "balanceGroup") {
+      // The claimant counts once a commit of it confirmed the claim (a claim whose commit did not
+      // follow is no alias of anyone's, though it stays reserved for that holder).
+      return Effect.gen(function* () {
+        const member = yield* call("lookup", () => client.get(layout.claim(key.value)))
+        if (member == null) return []
+        const ref = yield* parseMember(member)
+        const confirmed = yield* call("lookup", () => client.sismember(layout.holder(ref).claims, key.value))
+        return confirmed === 1 ? [ref] : []
+      })
+    }
+    return Effect.flatMap(
       call("lookup", () => client.smembers(layout.index(key))),
       (members) => Effect.forEach(members, parseMember),
     )
+  }
 
   const findEntry = (
     ref: HolderRef,
@@ -386,9 +519,15 @@ export const layerConfig = (
 /**
  * The storage over the caller's own client (standalone or Cluster), which it never closes. Waits
  * until the client is ready (connecting it if it was created with `lazyConnect`; at most
- * `connectTimeout`) and loads the scripts. Every call is still bounded by `commandTimeout`; the
- * client should not have ioredis's own `keyPrefix` (use this adapter's), and should have
- * `autoResendUnfulfilledCommands: false` (see the README).
+ * `connectTimeout`) and loads the scripts. Every call is still bounded by `commandTimeout`.
+ *
+ * Fails with StorageUnavailable, naming the settings to change, when the client could send a
+ * command twice or late: a standalone client needs `enableOfflineQueue: false`,
+ * `autoResendUnfulfilledCommands: false` and no `reconnectOnError` (spread
+ * {@link noResendOptions}); a Cluster client `enableOfflineQueue: false`, `maxRedirections: 0`,
+ * no `redisOptions.reconnectOnError`, and `redisOptions.autoResendUnfulfilledCommands: false` when
+ * it sets `clusterNodeRetryStrategy` (spread {@link noResendClusterOptions}). Also refused: a
+ * client with ioredis's own `keyPrefix` (use this adapter's).
  */
 export const fromClient = (
   client: RedisClient,
@@ -396,7 +535,8 @@ export const fromClient = (
 ): Effect.Effect<Storage["Type"], StorageUnavailable> =>
   Effect.gen(function* () {
     const settings = yield* settingsOf(options)
-    yield* checkClient(client)
+    yield* checkPrefix(client)
+    yield* checkResends(client)
     yield* attempt("connect", settings.connectMillis + settings.commandMillis, () =>
       awaitReady(client, settings.connectMillis),
     )
@@ -420,6 +560,23 @@ export interface RebuildReport {
   readonly indexed: number
   /** Of those, how many were missing before. */
   readonly added: number
+  /** Balance-group claims written (holders whose document names an alias). */
+  readonly claims: number
+  /** Of those, how many were missing before (and are now restored). */
+  readonly claimsAdded: number
+  /**
+   * Aliases a document names but another holder has claimed: left as they are (the first claim
+   * wins), for an operator to resolve. A lookup of such an alias answers the claimant only once a
+   * commit of the claimant confirmed it, and the engine checks that holder's document.
+   */
+  readonly claimConflicts: ReadonlyArray<ClaimConflict>
+}
+
+/** A balance-group alias named by `holder`'s document but claimed by `claimedBy`. */
+export interface ClaimConflict {
+  readonly alias: string
+  readonly holder: HolderRef
+  readonly claimedBy: HolderRef
 }
 
 /** Options of {@link rebuildIndexes}. */
@@ -432,10 +589,12 @@ export interface RebuildOptions extends AdapterOptions {
 
 /**
  * Rebuilds every lookup index from the holders and their journals: SCANs each data node (each
- * master of a Cluster) for holder keys under `keyPrefix`, and adds each holder under the keys
- * core's `holderIndexKeys` and `entryIndexKeys` derive from its document and entries — the keys
- * the engine indexes it under. Only adds: a stale pointer is harmless and removing one would race
- * with commits in flight. Safe to run while the storage is in use.
+ * master of a Cluster) for holder keys under `keyPrefix`, adds each holder under the keys core's
+ * `holderIndexKeys` and `entryIndexKeys` derive from its document and entries — the keys the
+ * engine indexes it under — and claims the balance-group alias its document names (SET NX),
+ * reporting an alias another holder claimed instead of overwriting it. Only adds: a stale pointer
+ * or claim is harmless to lookups, and removing one would race with commits in flight. Safe to
+ * run while the storage is in use.
  */
 export const rebuildIndexes = (
   client: RedisClient,
@@ -443,11 +602,12 @@ export const rebuildIndexes = (
 ): Effect.Effect<RebuildReport, StorageUnavailable> =>
   Effect.gen(function* () {
     const settings = yield* settingsOf(options)
-    yield* checkClient(client)
+    yield* checkPrefix(client)
     const { layout, commandMillis } = settings
-    const call = <A>(what: string, f: () => Promise<A>) => attempt(what, commandMillis, f)
+    const call = <A>(what: string, f: () => Promise<A>) => attempt(what, commandMillis, f, client)
     const count = String(options.scanCount ?? 500)
-    const totals = { holders: 0, entries: 0, indexed: 0, added: 0 }
+    const totals = { holders: 0, entries: 0, indexed: 0, added: 0, claims: 0, claimsAdded: 0 }
+    const claimConflicts: Array<ClaimConflict> = []
 
     const rebuildHolder = (key: string) =>
       Effect.gen(function* () {
@@ -475,6 +635,17 @@ export const rebuildIndexes = (
           (k) => call("rebuild: index write", () => client.sadd(layout.index(k), member)),
           { concurrency: 8 },
         )
+        const alias = document.balanceGroupId
+        if (alias !== null) {
+          const previous = yield* call("rebuild: claim", () => client.set(layout.claim(alias), member, "NX", "GET"))
+          totals.claims += 1
+          if (previous != null && previous !== member) {
+            claimConflicts.push({ alias, holder: document.ref, claimedBy: yield* parseMember(previous) })
+          } else {
+            const confirmed = yield* call("rebuild: claim", () => client.sadd(keys.claims, alias))
+            if (previous == null || confirmed === 1) totals.claimsAdded += 1
+          }
+        }
         totals.holders += 1
         totals.entries += entries.length
         totals.indexed += index.length
@@ -491,5 +662,5 @@ export const rebuildIndexes = (
         yield* Effect.forEach(keys, rebuildHolder, { concurrency: options.concurrency ?? 8, discard: true })
       } while (cursor !== "0")
     }
-    return totals satisfies RebuildReport
+    return { ...totals, claimConflicts } satisfies RebuildReport
   })

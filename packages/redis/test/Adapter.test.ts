@@ -1,5 +1,13 @@
 import { randomUUID } from "node:crypto"
-import { CreditEngine, encodeDocument, type HolderRef, holderKey, Storage } from "@creditlock/core"
+import {
+  type CommitRequest,
+  CreditEngine,
+  encodeDocument,
+  type HolderRef,
+  holderKey,
+  type JournalEntry,
+  Storage,
+} from "@creditlock/core"
 import { change, contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "@creditlock/test-suite"
 import {
   freePort,
@@ -15,17 +23,19 @@ import {
   ConfigProvider,
   type Duration,
   Effect,
+  Either,
   Exit,
   Layer,
   Option,
   Redacted,
   Scope,
 } from "effect"
-import { Redis } from "ioredis"
+import { Redis, type RedisOptions } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { escapeId, keyLayout } from "../src/internal/keys.js"
 import * as Scripts from "../src/internal/scripts.js"
+import { creditRequest, proxy, sleep, eventually as until } from "./Tools.js"
 
 // Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
 requireRedis()
@@ -66,6 +76,19 @@ const uniquePrefix = (name: string) => `${name}-${randomUUID()}:`
 
 const keysUnder = (prefix: string) => promise(() => raw().keys(`${prefix}*`))
 
+/** The commit that creates `ref`, with its `opened` entry and its customer index key. */
+const opening = (ref: HolderRef): CommitRequest => {
+  const entry: JournalEntry = { id: randomUUID(), seq: 1, at: 1, holder: ref, kind: "opened", changes: [] }
+  return {
+    ref,
+    expected: "absent",
+    document: { ref, balanceGroupId: null, openedAt: 1, balances: [], lock: null, journalSeq: 1 },
+    entries: [entry],
+    index: [{ kind: "customer", value: ref.customerId }],
+    claims: [],
+  }
+}
+
 describe("RedisStorage (standalone server)", () => {
   describe("key layout", () => {
     it.live("a holder, its journal, its entry maps and its customer index are tagged with the customer id", () => {
@@ -97,16 +120,17 @@ describe("RedisStorage (standalone server)", () => {
             `${base}${tag}:j:${part}`,
             `${base}${tag}:ji:${part}`,
             `${base}${tag}:jr:${part}`,
+            `${base}${tag}:bg:${part}`,
             `${base}${tag}:ix:customer`,
             `${base}{${escapeId(ref.holderId)}}:ix:subscription`,
-            `${base}{${balanceGroupId}}:ix:balanceGroup`,
+            `${base}{${balanceGroupId}}:bg`,
             `${base}{${opened.id}}:ix:order`,
             `${base}{${modification.id}}:ix:order`,
             `${base}{ref-1}:ix:order`,
           ]
           expect([...(yield* keysUnder(prefix))].sort()).toEqual([...expected].sort())
           // The hash tag of every key of the customer is exactly the escaped customer id.
-          for (const key of expected.slice(0, 5)) {
+          for (const key of expected.slice(0, 6)) {
             const open = key.indexOf("{")
             expect(key.slice(open, key.indexOf("}", open) + 1)).toBe(tag)
           }
@@ -122,6 +146,9 @@ describe("RedisStorage (standalone server)", () => {
           })
           expect(yield* promise(() => raw().hgetall(`${base}${tag}:jr:${part}`))).toEqual({ "ref-1": "2" })
           expect(yield* promise(() => raw().smembers(`${base}${tag}:ix:customer`))).toEqual([holderKey(ref)])
+          // The alias's claim names the holder, and the holder's claims set confirms it.
+          expect(yield* promise(() => raw().get(`${base}{${balanceGroupId}}:bg`))).toBe(holderKey(ref))
+          expect(yield* promise(() => raw().smembers(`${base}${tag}:bg:${part}`))).toEqual([balanceGroupId])
         }),
       )
     })
@@ -197,7 +224,7 @@ describe("RedisStorage (standalone server)", () => {
 
     it.live("the caller's client is used as it is and left open", () =>
       Effect.gen(function* () {
-        const client = new Redis(url())
+        const client = new Redis(url(), RedisStorage.noResendOptions)
         yield* Effect.addFinalizer(() => promise(() => client.quit()))
         const ref = contract()
         yield* Effect.provide(
@@ -212,7 +239,7 @@ describe("RedisStorage (standalone server)", () => {
 
     it.live("a caller's lazy client is connected, and still not closed", () =>
       Effect.gen(function* () {
-        const client = new Redis(url(), { lazyConnect: true })
+        const client = new Redis(url(), { ...RedisStorage.noResendOptions, lazyConnect: true })
         yield* Effect.addFinalizer(() => promise(() => client.quit()))
         expect(client.status).toBe("wait")
         yield* Effect.flatMap(Effect.scoped(Layer.build(RedisStorage.layerFromClient(client))), (context) =>
@@ -225,10 +252,33 @@ describe("RedisStorage (standalone server)", () => {
       }).pipe(Effect.scoped),
     )
 
+    it.live("a caller's client that could send a command twice or late is refused, naming the settings", () =>
+      Effect.gen(function* () {
+        const refused = (options: RedisOptions) =>
+          Effect.gen(function* () {
+            const client = new Redis(url(), { lazyConnect: true, ...options })
+            yield* Effect.addFinalizer(() => Effect.sync(() => client.disconnect()))
+            const error = yield* Effect.flip(RedisStorage.fromClient(client))
+            expect(error._tag).toBe("StorageUnavailable")
+            // Refused before it was even connected.
+            expect(client.status).toBe("wait")
+            return error.detail
+          })
+        const defaults = yield* refused({})
+        expect(defaults).toContain("enableOfflineQueue must be false")
+        expect(defaults).toContain("autoResendUnfulfilledCommands must be false")
+        const { enableOfflineQueue: _, ...rest } = RedisStorage.noResendOptions
+        expect(yield* refused(rest)).toContain("enableOfflineQueue must be false")
+        const reconnecting = yield* refused({ ...RedisStorage.noResendOptions, reconnectOnError: () => 2 as const })
+        expect(reconnecting).toContain("reconnectOnError must not be set")
+        expect(reconnecting).not.toContain("enableOfflineQueue")
+      }).pipe(Effect.scoped),
+    )
+
     it.live("a caller's client with ioredis's own keyPrefix is refused", () =>
       Effect.gen(function* () {
-        const client = new Redis(url(), { keyPrefix: "x:" })
-        yield* Effect.addFinalizer(() => promise(() => client.quit()))
+        const client = new Redis(url(), { ...RedisStorage.noResendOptions, keyPrefix: "x:" })
+        yield* Effect.addFinalizer(() => Effect.sync(() => client.disconnect()))
         const error = yield* Effect.flip(RedisStorage.fromClient(client))
         expect(error._tag).toBe("StorageUnavailable")
         expect(error.detail).toContain("keyPrefix")
@@ -303,6 +353,63 @@ describe("RedisStorage (standalone server)", () => {
         )
         expect(ConfigError.isConfigError(missing)).toBe(true)
       }),
+    )
+
+    it.live(
+      "the library's own client never queues a call: while Redis is down a commit fails at once, not applied",
+      () =>
+        Effect.gen(function* () {
+          const own = yield* Effect.acquireRelease(
+            // With AOF, so that the holder survives the restart.
+            promise(() => startServer({ args: ["--appendonly", "yes", "--appendfsync", "always"] })),
+            (s) => promise(() => s.dispose()),
+          )
+          const storage = yield* RedisStorage.make({ url: own.url, commandTimeout: "2 seconds" })
+          const ref = contract()
+          expect(yield* storage.commit(opening(ref))).toEqual({ _tag: "Committed", revision: 1 })
+          const stored = Option.getOrThrow(yield* storage.load(ref))
+          yield* promise(() => own.stop())
+          const started = Date.now()
+          const answer = yield* Effect.flip(storage.commit(creditRequest(stored, 5)))
+          // Refused on the spot (no offline queue), not after the command timeout.
+          expect(answer._tag).toBe("StorageUnavailable")
+          expect(Date.now() - started).toBeLessThan(500)
+          // And never sent once Redis is back.
+          yield* promise(() => own.restart())
+          yield* until("the client reconnected", Effect.map(Effect.either(storage.ping), Either.isRight))
+          yield* sleep(300)
+          expect(yield* storage.load(ref)).toEqual(Option.some(stored))
+        }).pipe(Effect.scoped),
+    )
+
+    it.live(
+      "the library's own client answers a commit whose connection closed at once, as unknown, and never resends it",
+      () =>
+        Effect.gen(function* () {
+          const prefix = uniquePrefix("closed")
+          const cutter = yield* proxy(Number(new URL(url()).port))
+          const storage = yield* RedisStorage.make({
+            port: cutter.port,
+            keyPrefix: prefix,
+            commandTimeout: "2 seconds",
+          })
+          const ref = contract()
+          expect(yield* storage.commit(opening(ref))).toEqual({ _tag: "Committed", revision: 1 })
+          const stored = Option.getOrThrow(yield* storage.load(ref))
+          cutter.loseReplyTo(Scripts.commit.sha)
+          const started = Date.now()
+          const answer = yield* Effect.flip(storage.commit(creditRequest(stored, 5)))
+          // Rejected when the connection closed (maxRetriesPerRequest: 0), not after the command
+          // timeout; and not because a resend was attempted (which the write guard would stop).
+          expect(answer._tag).toBe("OutcomeUnknown")
+          expect(Date.now() - started).toBeLessThan(500)
+          expect(answer.detail).not.toContain("suppressed")
+          // It ran once (its reply was lost), and was not sent again after the reconnection.
+          yield* until("the client reconnected", Effect.map(Effect.either(storage.ping), Either.isRight))
+          yield* sleep(300)
+          expect(Option.map(yield* storage.load(ref), (s) => s.revision)).toEqual(Option.some(2))
+          expect(yield* storage.journal(ref, { afterSeq: 0, limit: 10 })).toHaveLength(2)
+        }).pipe(Effect.scoped),
     )
 
     it("a missing redis-server fails with how to install it", () => {
@@ -408,11 +515,12 @@ describe("RedisStorage (standalone server)", () => {
           promise(() =>
             raw().evalsha(
               Scripts.commit.sha,
-              5,
+              6,
               keys.holder,
               keys.journal,
               keys.ids,
               keys.references,
+              keys.claims,
               layout.index({ kind: "customer", value: ref.customerId }),
               expected,
               "1",
@@ -420,6 +528,7 @@ describe("RedisStorage (standalone server)", () => {
               commitId,
               holderKey(ref),
               "1",
+              "0",
               '{"id":"e1"}',
               "e1",
               "0",
@@ -451,8 +560,14 @@ describe("RedisStorage (standalone server)", () => {
           // Make the commit script fail after the pointers were written.
           yield* promise(() => raw().set(journalKey, "not a list"))
           expect((yield* Effect.flip(engine.openHolder(ref, { balanceGroupId })))._tag).toBe("StorageUnavailable")
-          const pointer = layout.index({ kind: "balanceGroup", value: balanceGroupId })
+          // The claim and the subscription pointer were written before the script, and are left.
+          expect(yield* promise(() => raw().get(layout.claim(balanceGroupId)))).toBe(holderKey(ref))
+          const pointer = layout.index({ kind: "subscription", value: ref.holderId })
           expect(yield* promise(() => raw().smembers(pointer))).toEqual([holderKey(ref)])
+          // An unconfirmed claim is nobody's alias; the stale pointer is discarded by the engine.
+          expect(
+            yield* Effect.flatMap(Storage, (s) => s.lookup({ kind: "balanceGroup", value: balanceGroupId })),
+          ).toEqual([])
           expect((yield* Effect.flip(engine.getCreditLimits(balanceGroupId)))._tag).toBe("HolderNotFound")
           expect((yield* Effect.flip(engine.unlockCustomer({ subscriptionId: ref.holderId })))._tag).toBe(
             "HolderNotFound",
@@ -480,11 +595,15 @@ describe("RedisStorage (standalone server)", () => {
           const { lock } = yield* engine.lock(sub)
           const modified = yield* engine.modify(sub, lock.key, change("GBP", 9, "r", `order-${customerId}`))
 
+          const claimKey = layout.claim(balanceGroupId)
+          const confirmed = layout.holder(sub).claims
           const indexKeys = (yield* keysUnder(prefix)).filter((k) => k.includes(":ix:"))
           const crossSlot = indexKeys.filter((k) => !k.startsWith(`${prefix}cl:{${escapeId(customerId)}}`))
-          // subscription, balance group, three entry ids (two opens, one modification), one reference
-          expect(crossSlot).toHaveLength(6)
-          yield* promise(() => raw().del(...crossSlot))
+          // subscription, three entry ids (two opens, one modification), one reference
+          expect(crossSlot).toHaveLength(5)
+          expect(yield* promise(() => raw().get(claimKey))).toBe(holderKey(sub))
+          // The cross-slot pointers and the claim are lost; so is the confirmation of the claim.
+          yield* promise(() => raw().del(...crossSlot, claimKey, confirmed))
 
           expect((yield* Effect.flip(engine.unlockCustomer({ subscriptionId: sub.holderId })))._tag).toBe(
             "HolderNotFound",
@@ -493,7 +612,18 @@ describe("RedisStorage (standalone server)", () => {
           expect((yield* Effect.flip(engine.getCreditLimits(balanceGroupId)))._tag).toBe("HolderNotFound")
 
           const report = yield* RedisStorage.rebuildIndexes(raw(), { keyPrefix: prefix, scanCount: 2 })
-          expect(report).toEqual({ holders: 2, entries: 3, indexed: 9, added: 6 })
+          // per holder: customer (and subscription); per entry: its id (and reference); one claim
+          expect(report).toEqual({
+            holders: 2,
+            entries: 3,
+            indexed: 7,
+            added: 5,
+            claims: 1,
+            claimsAdded: 1,
+            claimConflicts: [],
+          })
+          expect(yield* promise(() => raw().get(claimKey))).toBe(holderKey(sub))
+          expect(yield* promise(() => raw().smembers(confirmed))).toEqual([balanceGroupId])
           expect([...(yield* keysUnder(prefix)).filter((k) => k.includes(":ix:"))].sort()).toEqual(
             [...indexKeys].sort(),
           )
@@ -502,13 +632,20 @@ describe("RedisStorage (standalone server)", () => {
           expect((yield* engine.unlockCustomer({ orderId: `order-${customerId}` })).customerId).toBe(customerId)
           expect((yield* engine.unlockCustomer({ orderId: modified.entryId })).customerId).toBe(customerId)
           expect((yield* engine.getCreditLimits(balanceGroupId)).holder).toEqual(sub)
-          expect(layout.index({ kind: "balanceGroup", value: balanceGroupId })).toBe(
-            `${prefix}cl:{${balanceGroupId}}:ix:balanceGroup`,
-          )
+          expect(claimKey).toBe(`${prefix}cl:{${balanceGroupId}}:bg`)
 
           const again = yield* RedisStorage.rebuildIndexes(raw(), { keyPrefix: prefix })
           expect(again.added).toBe(0)
+          expect(again.claimsAdded).toBe(0)
           expect(again.holders).toBe(2)
+
+          // A claim another holder took meanwhile is reported, not overwritten.
+          const intruderRef = contract()
+          const intruder = holderKey(intruderRef)
+          yield* promise(() => raw().set(claimKey, intruder))
+          const conflicted = yield* RedisStorage.rebuildIndexes(raw(), { keyPrefix: prefix })
+          expect(conflicted.claimConflicts).toEqual([{ alias: balanceGroupId, holder: sub, claimedBy: intruderRef }])
+          expect(yield* promise(() => raw().get(claimKey))).toBe(intruder)
         }),
       )
     })

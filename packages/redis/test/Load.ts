@@ -23,9 +23,10 @@ export interface Acknowledged {
   readonly delta: number
 }
 
-/** One operation that failed with StorageUnavailable, and how long it took. */
+/** One operation that failed with StorageUnavailable or OutcomeUnknown, and how long it took. */
 export interface Unavailable {
   readonly operation: "lock" | "modify" | "unlock"
+  readonly tag: "StorageUnavailable" | "OutcomeUnknown"
   readonly millis: number
 }
 
@@ -41,7 +42,7 @@ export interface WorkerOptions {
   readonly worker: number
   readonly holders: ReadonlyArray<HolderRef>
   readonly cycles: number
-  /** Stop at the first StorageUnavailable (default: keep going). */
+  /** Stop at the first StorageUnavailable or OutcomeUnknown (default: keep going). */
   readonly stopWhenUnavailable?: boolean
   /** Stop when this returns true (checked before each cycle). */
   readonly stop?: () => boolean
@@ -69,8 +70,11 @@ export const runWorker = (options: WorkerOptions) =>
       Effect.gen(function* () {
         const started = Date.now()
         const result = yield* Effect.either(effect)
-        if (Either.isLeft(result) && result.left._tag === "StorageUnavailable") {
-          log.unavailable.push({ operation, millis: Date.now() - started })
+        if (
+          Either.isLeft(result) &&
+          (result.left._tag === "StorageUnavailable" || result.left._tag === "OutcomeUnknown")
+        ) {
+          log.unavailable.push({ operation, tag: result.left._tag, millis: Date.now() - started })
         }
         return result
       })
@@ -83,7 +87,7 @@ export const runWorker = (options: WorkerOptions) =>
         engine.lock(ref).pipe(Effect.retry({ schedule: whileLocked, while: (e) => e._tag === "CreditLocked" })),
       )
       if (Either.isLeft(locked)) {
-        expect(locked.left._tag).toBe("StorageUnavailable")
+        expect(["StorageUnavailable", "OutcomeUnknown"]).toContain(locked.left._tag)
         continue
       }
       const key = locked.right.lock.key
@@ -91,14 +95,14 @@ export const runWorker = (options: WorkerOptions) =>
       const modified = yield* timed("modify", engine.modify(ref, key, change("GBP", delta, `worker ${options.worker}`)))
       if (Either.isRight(modified)) {
         log.acknowledged.push({ holder: holderKey(ref), entryId: modified.right.entryId, delta })
-      } else if (modified.left._tag === "StorageUnavailable") {
+      } else if (modified.left._tag === "StorageUnavailable" || modified.left._tag === "OutcomeUnknown") {
         continue
       } else {
         expect(modified.left._tag).toBe("InsufficientCredit")
         log.refused.push(modified.left._tag)
       }
       const unlocked = yield* timed("unlock", engine.unlock(ref, key))
-      if (Either.isLeft(unlocked)) expect(unlocked.left._tag).toBe("StorageUnavailable")
+      if (Either.isLeft(unlocked)) expect(["StorageUnavailable", "OutcomeUnknown"]).toContain(unlocked.left._tag)
     }
     return log
   })

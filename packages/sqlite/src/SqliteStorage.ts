@@ -1,14 +1,16 @@
 /**
  * The SQLite `Storage`, on better-sqlite3. One holder is one row holding its document (JSON, as
  * written by core's `encodeDocument`) and its revision; journal entries and lookup keys live in
- * their own tables. A commit is one `BEGIN IMMEDIATE` transaction: compare the revision, write the
- * document, append the entries, add the index rows — all of it or nothing. The adapter decides
- * nothing; every rule lives in @creditlock/core.
+ * their own tables, balance-group claims in `creditlock_aliases` (one holder per alias). A commit
+ * is one `BEGIN IMMEDIATE` transaction: compare the revision (else `Conflict`), check the claims
+ * (else `Claimed`), then write the document, append the entries, add the index rows and record the
+ * claims — all of it or nothing. The adapter decides nothing; every rule lives in @creditlock/core.
  *
  * The connection runs in WAL mode (except in memory) with `busy_timeout` (default 5 s),
  * `synchronous=FULL` (default) or `NORMAL`, and `foreign_keys=ON`; the schema is migrated on open.
  * Several processes on the same host may share one file. Every driver exception becomes
- * StorageUnavailable carrying it as `cause`.
+ * StorageUnavailable carrying it as `cause` — except a `COMMIT` statement that itself fails, which
+ * becomes OutcomeUnknown (see `commit`).
  *
  * better-sqlite3 is synchronous: a call blocks the Node thread while SQLite works, including while
  * it waits up to `busyTimeout` for another process's write to finish.
@@ -17,11 +19,11 @@
  */
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { Storage, StorageUnavailable } from "@creditlock/core"
+import { OutcomeUnknown, Storage, StorageUnavailable } from "@creditlock/core"
 import Database from "better-sqlite3"
 import { Config, type ConfigError, Duration, Effect, Either, Layer, Option, type Scope } from "effect"
 import { checkNotNewer, currentVersion, latestVersion, migrate, SchemaVersionError } from "./internal/migrations.js"
-import { prepare } from "./internal/statements.js"
+import { CommitOutcomeUnknown, prepare } from "./internal/statements.js"
 
 /** The schema version this build of the adapter writes (recorded in `creditlock_schema_version`). */
 export const schemaVersion: number = latestVersion
@@ -127,7 +129,22 @@ const storageOver = (db: Database.Database, options: ConnectionOptions) =>
           attempt("load a holder", () => statements.load(ref)),
           Option.fromNullable,
         ),
-      commit: (request) => attempt("commit", () => statements.commit(request)),
+      // A commit is one transaction. An exception raised before its COMMIT (BEGIN IMMEDIATE still
+      // busy after busy_timeout, a constraint, a full disk, a closed connection, …) means it was
+      // rolled back — by better-sqlite3 or by SQLite itself — so nothing was written and
+      // StorageUnavailable is exact. Only an exception from the COMMIT statement can follow a
+      // commit record that reached the file, so that one is an unknown outcome.
+      commit: (request) =>
+        Effect.try({
+          try: () => statements.commit(request),
+          catch: (cause) =>
+            cause instanceof CommitOutcomeUnknown
+              ? new OutcomeUnknown({
+                  detail: `SQLite storage could not confirm a commit: ${describe(cause.cause)}`,
+                  cause: cause.cause,
+                })
+              : unavailable("commit", cause),
+        }),
       lookup: (key) => attempt("look up holders", () => statements.lookup(key)),
       findEntry: (ref, selector) =>
         Effect.map(

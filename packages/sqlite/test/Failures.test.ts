@@ -1,12 +1,13 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { CreditEngine, type HolderRef, Storage, StorageUnavailable } from "@creditlock/core"
+import { CreditEngine, type HolderRef, OutcomeUnknown, Storage, StorageUnavailable } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Config, ConfigProvider, Effect, Layer, Option } from "effect"
 import { afterAll } from "vitest"
 import { SqliteStorage } from "../src/index.js"
+import { opening } from "./Requests.js"
 
 const dir = mkdtempSync(join(tmpdir(), "creditlock-sqlite-failures-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -186,15 +187,45 @@ describe("sqlite: driver failures become StorageUnavailable", () => {
           document: { ...current.document, journalSeq: entry.seq },
           entries: [entry],
           index: [{ kind: "order" as const, value: entry.id }],
+          claims: [],
         }
         db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true })}`)
         yield* expectUnavailable(storage.commit(request), "SQLITE_FULL")
         expect(yield* stored(holder)).toEqual(before)
         expect(yield* storage.lookup({ kind: "order", value: entry.id })).toEqual([])
         db.pragma("max_page_count = 1073741823")
-        expect(yield* storage.commit(request)).toBe("committed")
+        expect(yield* storage.commit(request)).toEqual({ _tag: "Committed", revision: current.revision + 1 })
         expect(yield* storage.lookup({ kind: "order", value: entry.id })).toEqual([holder])
       }).pipe(Effect.provide(engineOver(SqliteStorage.layerFromDatabase(db))))
+      db.close()
+    }),
+  )
+
+  it.effect("a COMMIT statement that fails → OutcomeUnknown, not StorageUnavailable", () =>
+    Effect.gen(function* () {
+      const db = new Database(freshFile())
+      const storage = yield* SqliteStorage.fromDatabase(db)
+      // A foreign key checked only at COMMIT (temporary tables of this connection), broken by a
+      // trigger on the journal: every write of the commit succeeds and the COMMIT statement
+      // fails, as an fsync error at COMMIT would.
+      db.exec(`
+        CREATE TEMP TABLE parent (id TEXT PRIMARY KEY);
+        CREATE TEMP TABLE child (parent_id TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+        CREATE TEMP TRIGGER break_commit AFTER INSERT ON main.creditlock_journal
+          BEGIN INSERT INTO temp.child VALUES ('missing'); END;
+      `)
+      const holder = ref()
+      const error = yield* Effect.flip(storage.commit(opening(holder, `bg-${holder.holderId}`, 1)))
+      expect(error).toBeInstanceOf(OutcomeUnknown)
+      expect(error.detail).toContain("SQLITE_CONSTRAINT_FOREIGNKEY")
+      // (Here SQLite kept the transaction open and better-sqlite3 rolled it back.)
+      expect(db.inTransaction).toBe(false)
+      expect(yield* storage.load(holder)).toEqual(Option.none())
+      db.exec("DROP TRIGGER temp.break_commit")
+      expect(yield* storage.commit(opening(holder, `bg-${holder.holderId}`, 1))).toEqual({
+        _tag: "Committed",
+        revision: 1,
+      })
       db.close()
     }),
   )
@@ -209,7 +240,14 @@ describe("sqlite: driver failures become StorageUnavailable", () => {
       db.close()
       const calls = [
         storage.load(holder),
-        storage.commit({ ref: holder, expected: current.revision, document: current.document, entries: [], index: [] }),
+        storage.commit({
+          ref: holder,
+          expected: current.revision,
+          document: current.document,
+          entries: [],
+          index: [],
+          claims: [],
+        }),
         storage.lookup({ kind: "customer", value: holder.customerId }),
         storage.findEntry(holder, { id: "x" }),
         storage.findEntry(holder, { reference: "x" }),

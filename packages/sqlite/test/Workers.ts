@@ -8,7 +8,8 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { CreditEngine, type HolderRef, Storage } from "@creditlock/core"
+import { CreditEngine, type HolderRef, type JournalEntry, Storage } from "@creditlock/core"
+import Database from "better-sqlite3"
 import { Effect, Layer } from "effect"
 import { SqliteStorage } from "../src/index.js"
 
@@ -40,10 +41,14 @@ export interface Report {
 
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
 const workerScript = fileURLToPath(new URL("./LoadWorker.ts", import.meta.url))
+const commitWorkerScript = fileURLToPath(new URL("./CommitWorker.ts", import.meta.url))
+const claimWorkerScript = fileURLToPath(new URL("./ClaimWorker.ts", import.meta.url))
 
 /** A running worker and what it wrote to stderr so far. */
 export interface Worker {
   readonly child: ChildProcess
+  /** Where it writes its report. */
+  readonly reportFile: string
   readonly stderr: () => string
   readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
 }
@@ -52,8 +57,10 @@ export interface Worker {
  * Starts a worker with this Node binary and tsx (a root dev dependency, resolved from the package
  * directory; run `pnpm install` at the repository root when it is missing).
  */
-export const startWorker = (args: WorkerArgs): Worker => {
-  const child = spawn(process.execPath, ["--import", "tsx", workerScript, JSON.stringify(args)], {
+export const startWorker = (args: WorkerArgs): Worker => spawnScript(workerScript, args)
+
+const spawnScript = (script: string, args: { readonly reportFile: string }): Worker => {
+  const child = spawn(process.execPath, ["--import", "tsx", script, JSON.stringify(args)], {
     cwd: packageDir,
     stdio: ["ignore", "ignore", "pipe"],
   })
@@ -66,7 +73,7 @@ export const startWorker = (args: WorkerArgs): Worker => {
     child.once("error", reject)
     child.once("exit", (code, signal) => resolve({ code, signal }))
   })
-  return { child, stderr: () => stderr, exited }
+  return { child, reportFile: args.reportFile, stderr: () => stderr, exited }
 }
 
 /** Reads a worker's report file (empty when the worker has not written yet). */
@@ -146,3 +153,151 @@ export const openHolders = (filename: string, count: number) =>
     yield* Effect.forEach(refs, (ref) => engine.openHolder(ref))
     return refs
   }).pipe(Effect.provide(CreditEngine.layer().pipe(Layer.provide(SqliteStorage.layer({ filename })))))
+
+/** What a {@link startCommitWorker} child is told: where to crash its last commit. */
+export interface CrashArgs {
+  readonly filename: string
+  readonly reportFile: string
+  readonly customerId: string
+  /** The last commit creates a new holder, or appends to the one the setup made. */
+  readonly scenario: "create" | "update"
+  /** The adapter table whose `nth` written row (insert or update) kills the process. */
+  readonly table: "creditlock_holders" | "creditlock_journal" | "creditlock_index" | "creditlock_aliases"
+  readonly nth: number
+}
+
+/** What the setup of a commit worker committed: one holder at `revision` with these entries. */
+export interface CrashSetup {
+  readonly holder: HolderRef
+  readonly revision: number
+  readonly entries: ReadonlyArray<JournalEntry>
+}
+
+/** What the killed commit would have written: its holder's new entries and new claims. */
+export interface FinalCommit {
+  readonly holder: HolderRef
+  readonly entryIds: ReadonlyArray<string>
+  readonly claims: ReadonlyArray<string>
+}
+
+/** A commit worker's report file, parsed. */
+export interface CrashReport {
+  readonly setup: CrashSetup | null
+  readonly final: FinalCommit | null
+  /** The last commit's answer, when the crash point never fired. */
+  readonly survived: string | null
+  readonly errors: ReadonlyArray<string>
+}
+
+/** Starts a {@link CrashArgs} worker (`CommitWorker.ts`), like {@link startWorker}. */
+export const startCommitWorker = (args: CrashArgs): Worker => spawnScript(commitWorkerScript, args)
+
+/** Reads a commit worker's report file. */
+export const readCrashReport = (file: string): CrashReport => {
+  const lines = existsSync(file) ? readFileSync(file, "utf8").split("\n") : []
+  const report: { -readonly [K in keyof CrashReport]: CrashReport[K] } = {
+    setup: null,
+    final: null,
+    survived: null,
+    errors: [],
+  }
+  for (const line of lines) {
+    const space = line.indexOf(" ")
+    const [word, rest] = space < 0 ? [line, ""] : [line.slice(0, space), line.slice(space + 1)]
+    if (word === "setup") report.setup = JSON.parse(rest) as CrashSetup
+    else if (word === "final") report.final = JSON.parse(rest) as FinalCommit
+    else if (word === "survived") report.survived = rest
+    else if (word !== "") report.errors = [...report.errors, line]
+  }
+  return report
+}
+
+interface HolderRow {
+  readonly holder_key: string
+  readonly document: string
+}
+
+interface JournalRow {
+  readonly holder_key: string
+  readonly seq: number
+  readonly id: string
+  readonly reference: string | null
+}
+
+/**
+ * Reads the file with better-sqlite3 alone (not the adapter) and lists every way its tables
+ * disagree with each other — an empty list for a consistent file:
+ * - the file passes `integrity_check` and `foreign_key_check`;
+ * - each holder's document `journalSeq` equals both its number of journal rows and their highest
+ *   `seq` (entries 1..n, none missing, none extra);
+ * - every journal row's id and reference has its `order` index row for that holder;
+ * - every claim names a holder whose document names that alias, and every alias a document names
+ *   is claimed by its holder.
+ */
+export const inconsistencies = (filename: string): ReadonlyArray<string> => {
+  const db = new Database(filename, { readonly: true })
+  try {
+    const found: Array<string> = []
+    const integrity = db.pragma("integrity_check", { simple: true })
+    if (integrity !== "ok") found.push(`integrity_check: ${String(integrity)}`)
+    const foreign = db.pragma("foreign_key_check") as ReadonlyArray<unknown>
+    if (foreign.length > 0) found.push(`foreign_key_check: ${JSON.stringify(foreign)}`)
+
+    const holders = db.prepare<[], HolderRow>("SELECT holder_key, document FROM creditlock_holders").all()
+    const journal = db.prepare<[string], { readonly n: number; readonly top: number | null }>(
+      "SELECT count(*) AS n, max(seq) AS top FROM creditlock_journal WHERE holder_key = ?",
+    )
+    const claimsOf = db.prepare<[string], string>("SELECT alias FROM creditlock_aliases WHERE holder_key = ?").pluck()
+    for (const holder of holders) {
+      const document = JSON.parse(holder.document) as { journalSeq: number; balanceGroupId: string | null }
+      const { n, top } = journal.get(holder.holder_key) ?? { n: 0, top: null }
+      if (n !== document.journalSeq || (top ?? 0) !== document.journalSeq) {
+        found.push(`${holder.holder_key}: journalSeq ${document.journalSeq}, ${n} journal rows, max seq ${top}`)
+      }
+      const claims = claimsOf.all(holder.holder_key)
+      if (claims.some((alias) => alias !== document.balanceGroupId)) {
+        found.push(`${holder.holder_key}: claims ${JSON.stringify(claims)}, document names ${document.balanceGroupId}`)
+      }
+      if (document.balanceGroupId !== null && !claims.includes(document.balanceGroupId)) {
+        found.push(`${holder.holder_key}: document names ${document.balanceGroupId}, which it does not claim`)
+      }
+    }
+
+    const indexed = db
+      .prepare<[string, string], number>(
+        "SELECT count(*) FROM creditlock_index WHERE kind = 'order' AND value = ? AND holder_key = ?",
+      )
+      .pluck()
+    for (const row of db
+      .prepare<[], JournalRow>("SELECT holder_key, seq, id, reference FROM creditlock_journal")
+      .all()) {
+      for (const value of [row.id, ...(row.reference === null ? [] : [row.reference])]) {
+        if (indexed.get(value, row.holder_key) !== 1) {
+          found.push(`${row.holder_key} seq ${row.seq}: no order index row for ${value}`)
+        }
+      }
+    }
+    return found
+  } finally {
+    db.close()
+  }
+}
+
+/** What a {@link startClaimWorker} child is told: create `holder`, claiming `alias`. */
+export interface ClaimArgs {
+  readonly filename: string
+  readonly reportFile: string
+  readonly holder: HolderRef
+  readonly alias: string
+}
+
+/** Starts a {@link ClaimArgs} worker (`ClaimWorker.ts`), like {@link startWorker}. */
+export const startClaimWorker = (args: ClaimArgs): Worker => spawnScript(claimWorkerScript, args)
+
+/** The lines of a report file (none when it was not written yet). */
+export const reportLines = (file: string): ReadonlyArray<string> =>
+  existsSync(file)
+    ? readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l !== "")
+    : []

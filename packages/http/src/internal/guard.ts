@@ -3,9 +3,11 @@
  * turns every failure into a problem response, and writes one structured log line per request.
  *
  * The body is read here, once, within the size limit, and handed to the routes as already-parsed
- * data: whatever a client sends (invalid JSON, invalid UTF-8, a media type no route accepts, an
- * oversize or unreadable body, malformed percent-encoding in the path) ends as a 4xx problem, never
- * as a defect. Defects end as a 500 problem that says nothing about them; they are logged.
+ * data: whatever a client sends (invalid JSON, JSON nested more than 64 levels deep, invalid UTF-8,
+ * a media type no route accepts, an oversize or unreadable body, malformed percent-encoding in the
+ * path) ends as a 4xx problem, never as a defect. This happens before authentication, so it holds
+ * for every caller, with or without a valid credential. Defects end as a 500 problem that says
+ * nothing about them; they are logged.
  *
  * @module
  * @internal
@@ -30,12 +32,13 @@ import {
   RouteNotFound,
   UnsupportedMediaType,
 } from "../Problem.js"
+import { exceedsJsonDepth, MAX_JSON_DEPTH } from "./jsonDepth.js"
 
 /** How the guard behaves. */
 export interface GuardOptions {
   /** The largest accepted request body, in bytes. */
   readonly maxBodyBytes: number
-  /** `Retry-After` seconds sent with 503 StorageUnavailable. */
+  /** `Retry-After` seconds sent with every 503 (storage unavailable, outcome unknown, unlock incomplete). */
   readonly storageRetryAfterSeconds: number
   /** Whether to log one line per request. */
   readonly logRequests: boolean
@@ -185,6 +188,13 @@ const prepare = (
       return yield* new InvalidRequest({ detail: "the body is not valid UTF-8" })
     }
     if (media === formMedia) return withBody(request, bytes, text, {})
+    // Checked on the text, before parsing: decoding a value and formatting its errors recurse
+    // into it, so a deeply nested one would overflow the stack; the scan is a plain loop.
+    if (exceedsJsonDepth(text, MAX_JSON_DEPTH)) {
+      return yield* new InvalidRequest({
+        detail: `the JSON body nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep; at most ${MAX_JSON_DEPTH} are accepted`,
+      })
+    }
     let json: unknown
     try {
       json = JSON.parse(text)

@@ -27,6 +27,8 @@ export interface HolderKeys {
   readonly ids: string
   /** Hash: idempotency reference → position in the journal (1-based). */
   readonly references: string
+  /** Set: the balance-group aliases whose claim a commit of this holder confirmed. */
+  readonly claims: string
 }
 
 /** Builds keys under one prefix. */
@@ -35,10 +37,17 @@ export interface KeyLayout {
   readonly holder: (ref: HolderRef) => HolderKeys
   /** The set of holders indexed under `key`, tagged by the key's value. */
   readonly index: (key: IndexKey) => string
+  /**
+   * String: the one holder that claimed a balance-group alias (set once, SET NX), tagged by the
+   * alias. It counts as the holder's alias once the holder's `claims` set has it too.
+   */
+  readonly claim: (alias: string) => string
   /** Whether an index key lives in the holder's slot (its value is the holder's customer id). */
   readonly sameSlot: (ref: HolderRef, key: IndexKey) => boolean
   /** A SCAN pattern matching every holder key (and nothing else) under the prefix. */
   readonly holderPattern: string
+  /** A SCAN pattern matching every claim key (and nothing else) under the prefix. */
+  readonly claimPattern: string
 }
 
 const globSpecial = /[*?[\]\\]/g
@@ -50,16 +59,25 @@ export const validPrefix = (prefix: string): boolean => !/[{}]/.test(prefix)
 export const keyLayout = (prefix: string): KeyLayout => {
   const base = `${prefix}cl:`
   const tag = (value: string) => `{${escapeId(value)}}`
+  const glob = base.replace(globSpecial, (c) => `\\${c}`)
   return {
     prefix,
     holder: (ref) => {
       const customer = `${base}${tag(ref.customerId)}`
       const holder = `${escapeId(ref.holderType)}:${escapeId(ref.holderId)}`
       const named = (kind: string) => `${customer}:${kind}:${holder}`
-      return { holder: named("h"), journal: named("j"), ids: named("ji"), references: named("jr") }
+      return {
+        holder: named("h"),
+        journal: named("j"),
+        ids: named("ji"),
+        references: named("jr"),
+        claims: named("bg"),
+      }
     },
     index: (key) => `${base}${tag(key.value)}:ix:${key.kind}`,
+    claim: (alias) => `${base}${tag(alias)}:bg`,
     sameSlot: (ref, key) => key.value === ref.customerId,
-    holderPattern: `${base.replace(globSpecial, (c) => `\\${c}`)}{*}:h:*`,
+    holderPattern: `${glob}{*}:h:*`,
+    claimPattern: `${glob}{*}:bg`,
   }
 }

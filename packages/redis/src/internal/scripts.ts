@@ -23,20 +23,22 @@ const script = (name: string, lua: string): Script => ({
 /**
  * The commit: one atomic compare-and-set of a holder.
  *
- * KEYS: 1 holder hash, 2 journal list, 3 entry-id hash, 4 reference hash, 5… index sets of the
- * holder's slot.
+ * KEYS: 1 holder hash, 2 journal list, 3 entry-id hash, 4 reference hash, 5 the holder's
+ * confirmed-claims set, 6… index sets of the holder's slot.
  * ARGV: 1 expected revision or "absent", 2 next revision, 3 encoded document, 4 commit id,
- * 5 index member, 6 entry count, then four values per entry: JSON, id, "1" or "0" (has a
- * reference), reference.
+ * 5 index member, 6 entry count, 7 claim count, then the claimed aliases, then four values per
+ * entry: JSON, id, "1" or "0" (has a reference), reference.
  *
- * Answers 1 (committed) or 0 (conflict). A commit whose id is the holder's last commit id was
- * applied already (the same command sent again after a lost reply) and answers 1 without writing.
- * Key types are checked before the first write, so a script error never leaves half a commit.
+ * Answers the new revision (committed) or 0 (conflict). A commit whose id is the holder's last
+ * commit id was applied already and answers its revision without writing again — a second line of
+ * defence: the adapter never sends a commit twice (see `write` in client.ts).
+ * Key types are checked before the first write, and the only error the script raises itself is a
+ * WRONGTYPE reply from those checks, so an error reply never leaves half a commit.
  */
 export const commit: Script = script(
   "commit",
   `local current = redis.call('HMGET', KEYS[1], 'rev', 'cid')
-if current[2] == ARGV[4] then return 1 end
+if current[2] == ARGV[4] then return tonumber(current[1]) end
 if ARGV[1] == 'absent' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 elseif current[1] ~= ARGV[1] then
@@ -51,15 +53,17 @@ for i = 2, #KEYS do
   end
 end
 redis.call('HSET', KEYS[1], 'rev', ARGV[2], 'doc', ARGV[3], 'cid', ARGV[4])
-local a = 7
+local claims = tonumber(ARGV[7])
+for c = 8, 7 + claims do redis.call('SADD', KEYS[5], ARGV[c]) end
+local a = 8 + claims
 for _ = 1, tonumber(ARGV[6]) do
   local position = redis.call('RPUSH', KEYS[2], ARGV[a])
   redis.call('HSET', KEYS[3], ARGV[a + 1], position)
   if ARGV[a + 2] == '1' then redis.call('HSET', KEYS[4], ARGV[a + 3], position) end
   a = a + 4
 end
-for i = 5, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
-return 1
+for i = 6, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
+return tonumber(ARGV[2])
 `,
 )
 

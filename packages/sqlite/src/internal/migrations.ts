@@ -49,6 +49,36 @@ const migrations: ReadonlyArray<Migration> = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    // Balance-group aliases become claims: one holder per alias, for good (no implicit alias any
+    // more). A v1 alias indexed for exactly one holder becomes that holder's claim; an alias two
+    // or more holders shared is ambiguous and claimed by none of them. A document naming an alias
+    // its holder does not hold now names none (JSON null), so document and claims agree.
+    version: 2,
+    sql: `
+      CREATE TABLE creditlock_aliases (
+        alias TEXT NOT NULL PRIMARY KEY,
+        holder_key TEXT NOT NULL REFERENCES creditlock_holders (holder_key)
+      ) WITHOUT ROWID;
+
+      INSERT INTO creditlock_aliases (alias, holder_key)
+        SELECT value, min(holder_key) FROM creditlock_index
+        WHERE kind = 'balanceGroup'
+        GROUP BY value
+        HAVING count(DISTINCT holder_key) = 1;
+
+      DELETE FROM creditlock_index WHERE kind = 'balanceGroup';
+
+      UPDATE creditlock_holders
+        SET document = json_set(document, '$.balanceGroupId', NULL)
+        WHERE json_extract(document, '$.balanceGroupId') IS NOT NULL
+          AND NOT EXISTS (
+            SELECT 1 FROM creditlock_aliases AS a
+            WHERE a.holder_key = creditlock_holders.holder_key
+              AND a.alias = json_extract(creditlock_holders.document, '$.balanceGroupId')
+          );
+    `,
+  },
 ]
 
 /** The schema version this build of the adapter writes. */

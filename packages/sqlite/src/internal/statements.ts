@@ -14,9 +14,9 @@ import {
   type HolderRef,
   type HolderType,
   holderKey,
-  type IndexKey,
   type JournalEntry,
   type JournalRange,
+  type LookupKey,
   type StoredHolder,
 } from "@creditlock/core"
 import type Database from "better-sqlite3"
@@ -33,11 +33,39 @@ interface RefRow {
   readonly holder_id: string
 }
 
+interface OwnerRow extends RefRow {
+  readonly holder_key: string
+}
+
+const toRef = (row: RefRow): HolderRef => ({
+  customerId: row.customer_id,
+  holderType: row.holder_type as HolderType,
+  holderId: row.holder_id,
+})
+
+/**
+ * Thrown by {@link Statements.commit} when the `COMMIT` (or, inside a caller's transaction, the
+ * `RELEASE`) itself failed, after every write of the transaction had been made: SQLite may have
+ * written the commit record to the WAL before the error (an fsync that fails after the frames
+ * were written, say), and crash recovery would then replay it. The outcome is unknown.
+ */
+export class CommitOutcomeUnknown extends Error {
+  override readonly name = "CommitOutcomeUnknown"
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : "COMMIT failed")
+  }
+}
+
 /** The persistence operations of one connection. */
 export interface Statements {
   readonly load: (ref: HolderRef) => StoredHolder | undefined
+  /**
+   * One `BEGIN IMMEDIATE` transaction: revision check, claim check, then every write. Throws
+   * {@link CommitOutcomeUnknown} when the COMMIT itself failed, and any other exception only when
+   * the transaction was rolled back (nothing of it written).
+   */
   readonly commit: (request: CommitRequest) => CommitResult
-  readonly lookup: (key: IndexKey) => ReadonlyArray<HolderRef>
+  readonly lookup: (key: LookupKey) => ReadonlyArray<HolderRef>
   readonly findEntry: (ref: HolderRef, selector: EntrySelector) => JournalEntry | undefined
   readonly journal: (ref: HolderRef, range: JournalRange) => ReadonlyArray<JournalEntry>
   readonly ping: () => void
@@ -49,6 +77,10 @@ const decodeEntry = (json: string): JournalEntry => JSON.parse(json) as JournalE
 export const prepare = (db: Database.Database): Statements => {
   // Numbers, not BigInts, even on a caller's connection set to `defaultSafeIntegers(true)`:
   // revisions and versions stay far below 2^53.
+  const selectRevision = db
+    .prepare<[string], number>("SELECT revision FROM creditlock_holders WHERE holder_key = ?")
+    .pluck()
+    .safeIntegers(false)
   const selectHolder = db
     .prepare<[string], HolderRow>("SELECT revision, document FROM creditlock_holders WHERE holder_key = ?")
     .safeIntegers(false)
@@ -70,6 +102,14 @@ export const prepare = (db: Database.Database): Statements => {
      FROM creditlock_index AS i JOIN creditlock_holders AS h ON h.holder_key = i.holder_key
      WHERE i.kind = ? AND i.value = ?`,
   )
+  const selectAliasOwner = db.prepare<[string], OwnerRow>(
+    `SELECT h.holder_key, h.customer_id, h.holder_type, h.holder_id
+     FROM creditlock_aliases AS a JOIN creditlock_holders AS h ON h.holder_key = a.holder_key
+     WHERE a.alias = ?`,
+  )
+  // A plain INSERT: the claim was checked free in this transaction, and should it be taken after
+  // all, the constraint error rolls the whole commit back rather than writing it unclaimed.
+  const insertAlias = db.prepare<[string, string]>("INSERT INTO creditlock_aliases (alias, holder_key) VALUES (?, ?)")
   const selectEntryById = db
     .prepare<[string, string], string>("SELECT entry FROM creditlock_journal WHERE holder_key = ? AND id = ?")
     .pluck()
@@ -94,20 +134,34 @@ export const prepare = (db: Database.Database): Statements => {
     readonly entries: ReadonlyArray<string>
   }
 
+  /** Set by the transaction body once every write is made: a later exception is the COMMIT's. */
+  let written = false
+
   const write = db.transaction((encoded: Encoded): CommitResult => {
     const { request, key } = encoded
     const { ref, expected } = request
-    const written =
+    // Every check comes first, inside the write lock, so nothing is written unless all pass.
+    if ((selectRevision.get(key) ?? "absent") !== expected) return { _tag: "Conflict" }
+    const claims: Array<string> = []
+    for (const alias of new Set(request.claims)) {
+      const owner = selectAliasOwner.get(alias)
+      if (owner === undefined) claims.push(alias)
+      else if (owner.holder_key !== key) return { _tag: "Claimed", alias, holder: toRef(owner) }
+    }
+    const revision = expected === "absent" ? 1 : expected + 1
+    const changed =
       expected === "absent"
         ? insertHolder.run(key, ref.customerId, ref.holderType, ref.holderId, encoded.document)
-        : updateHolder.run(expected + 1, encoded.document, key, expected)
-    // Nothing was written: the stored revision is not the expected one. The empty transaction commits.
-    if (written.changes === 0) return "conflict"
+        : updateHolder.run(revision, encoded.document, key, expected)
+    // Cannot happen under the write lock; thrown (rolling back) rather than committing the rest.
+    if (changed.changes !== 1) throw new Error("the holder's revision changed inside the commit's transaction")
     request.entries.forEach((entry, i) => {
       insertEntry.run(key, entry.seq, entry.id, entry.reference ?? null, encoded.entries[i] as string)
     })
     for (const k of request.index) insertIndex.run(k.kind, k.value, key)
-    return "committed"
+    for (const alias of claims) insertAlias.run(alias, key)
+    written = true
+    return { _tag: "Committed", revision }
   })
 
   return {
@@ -115,20 +169,31 @@ export const prepare = (db: Database.Database): Statements => {
       const row = selectHolder.get(holderKey(ref))
       return row === undefined ? undefined : { revision: row.revision, document: decodeDocument(row.document) }
     },
-    commit: (request) =>
+    commit: (request) => {
       // Serialised before BEGIN, so the write lock is held only for the writes themselves.
-      write.immediate({
+      const encoded = {
         request,
         key: holderKey(request.ref),
         document: encodeDocument(request.document),
         entries: request.entries.map((entry) => JSON.stringify(entry)),
-      }),
-    lookup: (key) =>
-      selectIndexed.all(key.kind, key.value).map((row) => ({
-        customerId: row.customer_id,
-        holderType: row.holder_type as HolderType,
-        holderId: row.holder_id,
-      })),
+      }
+      written = false
+      try {
+        return write.immediate(encoded)
+      } catch (cause) {
+        // An exception before the body finished was rolled back by better-sqlite3 (or never began:
+        // BEGIN IMMEDIATE failed), so nothing was written. Only a failing COMMIT leaves it unknown.
+        if (written) throw new CommitOutcomeUnknown(cause)
+        throw cause
+      }
+    },
+    lookup: (key) => {
+      if (key.kind === "balanceGroup") {
+        const owner = selectAliasOwner.get(key.value)
+        return owner === undefined ? [] : [toRef(owner)]
+      }
+      return selectIndexed.all(key.kind, key.value).map(toRef)
+    },
     findEntry: (ref, selector) => {
       const json =
         "id" in selector

@@ -1,0 +1,230 @@
+/**
+ * The transaction core: the one loop every write of the engine runs through.
+ *
+ * load → plan → commit → settle → back-off → publish. A commit answers Committed (publish and
+ * answer), Conflict (reload and plan again, a bounded number of times with jittered back-off),
+ * Claimed (an alias belongs to another holder: refuse), or fails:
+ * - `StorageUnavailable`: the write was not applied. With no earlier lost reply, that is the answer.
+ * - `OutcomeUnknown`: the write may have been applied. The core then reads until it can prove what
+ *   happened, with bounded back-off for at most `settleMillis` (wall-clock): the witness found →
+ *   the write landed, answer as if it had been acknowledged; the holder's revision moved past the
+ *   lost commit's expected revision → that commit can never land, so planning again is safe; the
+ *   revision unchanged → it may still land, so the core plans again at the same revision (ids and
+ *   witness are minted once per call, so whichever of the two commits lands, the witness shows it
+ *   and the other conflicts). A refusal, or a result that needs no write, is only answered once
+ *   every lost commit is fenced: if one could still land, the core first commits the unchanged
+ *   document at the revision it expects, so it never will.
+ *
+ * When no proof can be read in time, the answer is `OutcomeUnknown`. So an applied write is never
+ * reported as not applied, and "not applied" is only said when it is proven.
+ *
+ * @internal
+ */
+import { Clock, Duration, Effect, Either, Option, PubSub, Random } from "effect"
+import { OutcomeUnknown, StorageUnavailable } from "../Errors.js"
+import type { CreditEvent } from "../Events.js"
+import type { StoredHolder } from "../Holder.js"
+import type { JournalEntry } from "../Journal.js"
+import { isLive } from "../Lock.js"
+import type { Plan, Snapshot, Transaction, Witness } from "../Plan.js"
+import type { ExpectedRevision, Storage } from "../Storage.js"
+
+/** What the core needs from the engine. */
+export interface TransactContext {
+  readonly storage: Storage["Type"]
+  readonly hub: PubSub.PubSub<CreditEvent>
+  /** Attempts when commits conflict, before StorageUnavailable. */
+  readonly maxAttempts: number
+  /** How long (wall-clock ms) to keep trying to prove the outcome of a lost commit. */
+  readonly settleMillis: number
+}
+
+/** Back-off sleeps and settle deadlines are real time even under `TestClock`: I/O is a wall-clock matter. */
+const liveClock = Clock.make()
+
+const liveNow = Effect.sync(() => liveClock.unsafeCurrentTimeMillis())
+
+const sleepLive = (millis: number) => Effect.sleep(Duration.millis(millis)).pipe(Effect.withClock(liveClock))
+
+/** Jittered exponential back-off for conflicts: a yield for the first two, then up to 64 ms. */
+const conflictBackoff = (attempt: number) =>
+  attempt <= 2 ? Effect.yieldNow() : Effect.flatMap(Random.nextIntBetween(0, Math.min(2 ** attempt, 64)), sleepLive)
+
+/** Jittered back-off between proof reads: 10 ms doubling to 500 ms, never past the deadline. */
+const settleBackoff = (round: number, deadline: number) =>
+  Effect.gen(function* () {
+    const cap = Math.min(10 * 2 ** round, 500)
+    const jittered = yield* Random.nextIntBetween(Math.ceil(cap / 2), cap + 1)
+    const left = deadline - (yield* liveNow)
+    if (left > 0) yield* sleepLive(Math.min(jittered, left))
+  })
+
+const revisionOf = (stored: StoredHolder | null): ExpectedRevision => (stored === null ? "absent" : stored.revision)
+
+/** Whether the witness shows in what was read; for `Entry`, `entry` is the lookup of its id. */
+const witnessed = (witness: Witness, stored: StoredHolder | null, entry: JournalEntry | null, now: number) => {
+  switch (witness._tag) {
+    case "Entry":
+      return entry !== null
+    case "Lock":
+      return stored !== null && stored.document.lock?.keyHash === witness.keyHash
+    case "Released": {
+      const lock = stored?.document.lock ?? null
+      return stored !== null && !(isLive(lock, now) && lock.keyHash === witness.keyHash)
+    }
+  }
+}
+
+/** Runs one transaction to its answer; see the module comment. */
+export const transact = <A, E>(
+  context: TransactContext,
+  tx: Transaction<A, E>,
+): Effect.Effect<A, E | StorageUnavailable | OutcomeUnknown> => {
+  const { storage, hub, maxAttempts, settleMillis } = context
+  const { ref, witness } = tx
+  const entryId = witness._tag === "Entry" ? witness.id : undefined
+
+  // Expected revisions of commits this call sent whose outcome is not known yet.
+  const lost: Array<ExpectedRevision> = []
+  let lastLost: Plan<A> | null = null
+  let deadline = 0
+  let settleRound = 0
+  let conflicts = 0
+  let lastFailure: StorageUnavailable | OutcomeUnknown | null = null
+
+  const unknown = (): OutcomeUnknown =>
+    new OutcomeUnknown({
+      detail:
+        "the write was sent to the storage but its outcome could not be confirmed: it may or may not have been " +
+        (entryId === undefined
+          ? "applied; read the holder again before retrying"
+          : `applied; retry with the same reference (Idempotency-Key), or look for journal entry ${entryId}`),
+      ...(entryId === undefined ? {} : { entryId }),
+      ...(lastFailure === null ? {} : { cause: lastFailure }),
+    })
+
+  const publish = (events: ReadonlyArray<CreditEvent>) =>
+    events.length > 0 ? PubSub.publishAll(hub, events) : Effect.void
+
+  const read = Effect.gen(function* () {
+    const stored = Option.getOrNull(yield* storage.load(ref))
+    const referenced =
+      tx.reference === undefined || stored === null
+        ? null
+        : Option.getOrNull(yield* storage.findEntry(ref, { reference: tx.reference }))
+    const proof =
+      lost.length > 0 && witness._tag === "Entry" && stored !== null
+        ? Option.getOrNull(yield* storage.findEntry(ref, { id: witness.id }))
+        : null
+    return { snapshot: { stored, referenced } satisfies Snapshot, proof }
+  })
+
+  type Failure = E | StorageUnavailable | OutcomeUnknown
+
+  const loop: Effect.Effect<A, Failure> = Effect.suspend(() =>
+    Effect.gen(function* () {
+      const settling = lost.length > 0
+      const readResult = yield* Effect.either(read)
+      if (Either.isLeft(readResult)) {
+        if (!settling) return yield* readResult.left
+        lastFailure = readResult.left
+        return yield* pause
+      }
+      const { snapshot, proof } = readResult.right
+      const now = yield* Clock.currentTimeMillis
+      const { stored } = snapshot
+      const current = revisionOf(stored)
+
+      if (settling) {
+        if (lastLost !== null && stored !== null && witnessed(witness, stored, proof, now)) {
+          const landed = tx.landed({ stored, entry: proof, sent: lastLost, now })
+          yield* publish(landed.events)
+          return landed.result
+        }
+        // A lost commit whose expected revision is no longer the stored one can never land.
+        for (let i = lost.length - 1; i >= 0; i--) if (lost[i] !== current) lost.splice(i, 1)
+      }
+
+      const decided = tx.plan(snapshot, now)
+      if (Either.isLeft(decided) || decided.right.write === undefined) {
+        // A refusal or a write-free answer is only true once no lost commit can still land.
+        if (lost.length > 0) {
+          if (stored === null) return yield* pause
+          const fence = yield* Effect.either(
+            storage.commit({
+              ref,
+              expected: stored.revision,
+              document: stored.document,
+              entries: [],
+              index: [],
+              claims: [],
+            }),
+          )
+          if (Either.isLeft(fence)) {
+            lastFailure = fence.left
+            return yield* pause
+          }
+          // Committed: the revision moved, so the lost commits are fenced. Conflict: it moved anyway.
+          lost.length = 0
+          if (fence.right._tag !== "Committed") return yield* loop
+        }
+        if (Either.isLeft(decided)) return yield* Effect.fail(decided.left)
+        yield* publish(decided.right.events)
+        return decided.right.result
+      }
+
+      const plan = decided.right
+      const write = decided.right.write
+      const commit = yield* Effect.either(storage.commit({ ref, expected: current, ...write }))
+      if (Either.isLeft(commit)) {
+        const failure = commit.left
+        lastFailure = failure
+        if (failure._tag === "OutcomeUnknown") {
+          if (lost.length === 0) deadline = (yield* liveNow) + settleMillis
+          lost.push(current)
+          lastLost = plan
+          return yield* pause
+        }
+        // Not applied. Without an earlier lost commit, that is the answer.
+        if (lost.length === 0) return yield* failure
+        return yield* pause
+      }
+      const outcome = commit.right
+      switch (outcome._tag) {
+        case "Committed":
+          yield* publish(plan.events)
+          return plan.result
+        case "Claimed":
+          // Every attempt of this call claimed the same aliases, so none of them can have landed.
+          if (tx.claimed === undefined) {
+            return yield* Effect.dieMessage(`the storage answered Claimed to a commit that claims nothing`)
+          }
+          return yield* Effect.fail(tx.claimed(outcome.alias))
+        case "Conflict": {
+          conflicts += 1
+          if (conflicts >= maxAttempts) {
+            if (lost.length > 0) return yield* unknown()
+            return yield* new StorageUnavailable({
+              detail: `gave up after ${maxAttempts} conflicting attempts on a contended holder; nothing was changed; retry later`,
+            })
+          }
+          yield* Effect.annotateCurrentSpan("creditlock.conflicts", conflicts)
+          yield* conflictBackoff(conflicts)
+          return yield* loop
+        }
+      }
+    }),
+  )
+
+  /** Waits before the next proof read, or gives up as unknown once the deadline has passed. */
+  const pause: Effect.Effect<A, Failure> = Effect.suspend(() =>
+    Effect.gen(function* () {
+      if ((yield* liveNow) >= deadline) return yield* unknown()
+      yield* settleBackoff(settleRound, deadline)
+      settleRound += 1
+      return yield* loop
+    }),
+  )
+
+  return loop
+}

@@ -1,0 +1,252 @@
+/**
+ * The parts of a Redis commit and what is left when it is interrupted between them,
+ * and the cross-slot pointers conflicting attempts leave. A commit writes, in this
+ * order: its balance-group claims (SET NX), its pointers in other slots (SADD), then the script
+ * (document, journal, entry maps, same-slot indexes, claim confirmations). Whatever stops it, the
+ * store may hold a claim or a pointer naming a holder that does not match it, but never a document
+ * or journal entry whose pointers or claim are missing.
+ */
+import { randomUUID } from "node:crypto"
+import {
+  type CommitRequest,
+  CreditEngine,
+  type HolderDocument,
+  type HolderRef,
+  holderKey,
+  type IndexKey,
+  type JournalEntry,
+  Storage,
+} from "@creditlock/core"
+import { change, contract, engineWith } from "@creditlock/test-suite"
+import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Layer, Option } from "effect"
+import { Redis } from "ioredis"
+import { afterAll, beforeAll } from "vitest"
+import { RedisStorage } from "../src/index.js"
+import { keyLayout } from "../src/internal/keys.js"
+import { eventually, proxy } from "./Tools.js"
+
+// Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
+requireRedis()
+
+let server: RedisServer | undefined
+let redis: Redis | undefined
+
+beforeAll(async () => {
+  server = await startServer()
+  redis = new Redis(server.url)
+})
+
+afterAll(async () => {
+  await redis?.quit()
+  await server?.dispose()
+})
+
+const port = () => {
+  if (server === undefined) throw new Error("the Redis server did not start")
+  return server.port
+}
+
+const raw = (): Redis => {
+  if (redis === undefined) throw new Error("the Redis server did not start")
+  return redis
+}
+
+const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
+
+/** The commit that opens `ref` claiming `alias`: an `opened` entry, its customer, subscription and order keys. */
+const opening = (ref: HolderRef, alias: string): CommitRequest => {
+  const entry: JournalEntry = { id: randomUUID(), seq: 1, at: 1, holder: ref, kind: "opened", changes: [] }
+  const document: HolderDocument = { ref, balanceGroupId: alias, openedAt: 1, balances: [], lock: null, journalSeq: 1 }
+  const index: ReadonlyArray<IndexKey> = [
+    { kind: "customer", value: ref.customerId },
+    { kind: "subscription", value: ref.holderId },
+    { kind: "order", value: entry.id },
+  ]
+  return { ref, expected: "absent", document, entries: [entry], index, claims: [alias] }
+}
+
+/** What Redis holds of a commit request: its holder's keys, its claim and its pointers. */
+const inspect = (prefix: string, request: CommitRequest) =>
+  Effect.gen(function* () {
+    const layout = keyLayout(prefix)
+    const keys = layout.holder(request.ref)
+    const member = holderKey(request.ref)
+    const claims = yield* Effect.forEach(request.claims, (alias) => promise(() => raw().get(layout.claim(alias))))
+    const pointers = yield* Effect.forEach(request.index, (key) =>
+      // A key of the wrong type (injected by a test) holds no member.
+      promise(() =>
+        raw()
+          .sismember(layout.index(key), member)
+          .catch(() => 0),
+      ),
+    )
+    const crossSlot = pointers.filter((_, i) => !layout.sameSlot(request.ref, request.index[i] as IndexKey))
+    return {
+      document: (yield* promise(() => raw().exists(keys.holder))) === 1,
+      journal: yield* promise(() => raw().llen(keys.journal)),
+      confirmed: yield* promise(() => raw().smembers(keys.claims)),
+      claimed: claims.every((c) => c === member),
+      /** Every pointer in another slot (written before the script). */
+      crossSlot: crossSlot.every((p) => p === 1),
+      /** Every index key, the same-slot ones (written by the script) too. */
+      pointed: pointers.every((p) => p === 1),
+    }
+  })
+
+/**
+ * The crash-point invariant: a stored document comes with its journal, every pointer of its
+ * index keys and its claims, confirmed. (Pointers and claims without a document are allowed.)
+ */
+const expectNoDocumentWithoutPointers = (state: Effect.Effect.Success<ReturnType<typeof inspect>>) => {
+  if (state.document || state.journal > 0 || state.confirmed.length > 0) {
+    expect(state).toMatchObject({ document: true, journal: 1, claimed: true, crossSlot: true, pointed: true })
+  }
+}
+
+describe("redis: a commit interrupted between its parts", () => {
+  for (const { cut, after } of [
+    { cut: "sadd", after: "its claims" },
+    { cut: "evalsha", after: "its claims and pointers" },
+  ] as const) {
+    it.live(`the connection dies after ${after}: what was written names a holder that does not exist`, () =>
+      Effect.gen(function* () {
+        // (The prefix must not contain the pattern the proxy cuts at.)
+        const prefix = `crash-${randomUUID()}:`
+        const cutter = yield* proxy(port())
+        const storage = yield* RedisStorage.make({ port: cutter.port, keyPrefix: prefix, commandTimeout: "1 second" })
+        const ref = contract()
+        const alias = `bg-${randomUUID()}`
+        const request = opening(ref, alias)
+
+        cutter.cutAt(cut)
+        const answer = yield* Effect.either(storage.commit(request))
+        expect(cutter.cuts()).toBe(1)
+        // The script was not sent, or sent into a dying connection: never "Committed".
+        expect(Either.isLeft(answer) && answer.left._tag).toBe(cut === "sadd" ? "StorageUnavailable" : "OutcomeUnknown")
+        const state = yield* inspect(prefix, request)
+        expect(state).toEqual({
+          document: false,
+          journal: 0,
+          confirmed: [],
+          claimed: true,
+          crossSlot: cut === "evalsha",
+          pointed: false,
+        })
+        expectNoDocumentWithoutPointers(state)
+
+        yield* eventually("the client reconnected", Effect.map(Effect.either(storage.ping), Either.isRight))
+        // The leftovers change no answer: the alias is nobody's yet, the holder does not exist.
+        expect(yield* storage.lookup({ kind: "balanceGroup", value: alias })).toEqual([])
+        expect(yield* storage.load(ref)).toEqual(Option.none())
+        // The claim stays with the holder whose commit wrote it: another holder is refused it…
+        const other = opening(contract(), alias)
+        expect(yield* storage.commit(other)).toEqual({ _tag: "Claimed", alias, holder: ref })
+        // …and the same commit, sent again by the engine's next attempt, completes it.
+        expect(yield* storage.commit(request)).toEqual({ _tag: "Committed", revision: 1 })
+        expect(yield* storage.lookup({ kind: "balanceGroup", value: alias })).toEqual([ref])
+        expect(yield* storage.lookup({ kind: "subscription", value: ref.holderId })).toEqual([ref])
+        const done = yield* inspect(prefix, request)
+        expect(done).toEqual({
+          document: true,
+          journal: 1,
+          confirmed: [alias],
+          claimed: true,
+          crossSlot: true,
+          pointed: true,
+        })
+        expectNoDocumentWithoutPointers(done)
+      }).pipe(Effect.scoped),
+    )
+  }
+
+  it.live("a pointer that cannot be written (a key of the wrong type) stops the commit before its script", () =>
+    Effect.gen(function* () {
+      const prefix = `crash-type-${randomUUID()}:`
+      const layout = keyLayout(prefix)
+      const storage = yield* RedisStorage.make({ port: port(), keyPrefix: prefix })
+      const ref = contract()
+      const alias = `bg-${randomUUID()}`
+      const request = opening(ref, alias)
+      const pointer = layout.index({ kind: "subscription", value: ref.holderId })
+      yield* promise(() => raw().set(pointer, "not a set"))
+
+      const answer = yield* Effect.either(storage.commit(request))
+      expect(Either.isLeft(answer) && answer.left._tag).toBe("StorageUnavailable")
+      expect(Either.isLeft(answer) && answer.left.detail).toContain("WRONGTYPE")
+      const state = yield* inspect(prefix, request)
+      // The claim was written first; the document and journal were not written at all.
+      expect(state).toMatchObject({ document: false, journal: 0, confirmed: [], claimed: true, crossSlot: false })
+      expectNoDocumentWithoutPointers(state)
+
+      yield* promise(() => raw().del(pointer))
+      expect(yield* storage.commit(request)).toEqual({ _tag: "Committed", revision: 1 })
+      expectNoDocumentWithoutPointers(yield* inspect(prefix, request))
+    }).pipe(Effect.scoped),
+  )
+})
+
+describe("redis: conflicting attempts leak no cross-slot pointer", () => {
+  it.live("32 concurrent modifies of one hot holder: one order pointer per journal entry id and reference", () =>
+    Effect.gen(function* () {
+      const prefix = `hot-${randomUUID()}:`
+      const counts = { Conflict: 0 }
+      const base = RedisStorage.layer({ port: port(), keyPrefix: prefix })
+      const counting = Layer.effect(
+        Storage,
+        Effect.map(Storage, (s) =>
+          Storage.of({
+            ...s,
+            commit: (request) =>
+              s.commit(request).pipe(
+                Effect.tap((r) =>
+                  Effect.sync(() => {
+                    if (r._tag === "Conflict") counts.Conflict += 1
+                  }),
+                ),
+              ),
+          }),
+        ),
+      ).pipe(Layer.provide(base))
+      const ref = contract()
+      yield* Effect.provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          yield* engine.openHolder(ref)
+          const { lock } = yield* engine.lock(ref)
+          yield* Effect.forEach(
+            Array.from({ length: 32 }, (_, i) => i),
+            (i) => engine.modify(ref, lock.key, change("GBP", 1 + i, "hot", `hot-${i}-${randomUUID()}`)),
+            { concurrency: "unbounded", discard: true },
+          )
+        }),
+        engineWith(counting, { maxAttempts: 1000 }),
+      )
+      // Many attempts lost the race and were planned again with the same ids.
+      expect(counts.Conflict).toBeGreaterThan(10)
+
+      const journal = yield* Effect.flatMap(Storage, (s) => s.journal(ref, { afterSeq: 0, limit: 1000 })).pipe(
+        Effect.provide(base),
+      )
+      expect(journal).toHaveLength(33)
+      const values = journal.flatMap((e) => [e.id, ...(e.reference === undefined ? [] : [e.reference])])
+      const member = holderKey(ref)
+      const orderKeys: Array<string> = []
+      let cursor = "0"
+      do {
+        const [next, keys] = yield* promise(() => raw().scan(cursor, "MATCH", `${prefix}cl:*:ix:order`, "COUNT", 1000))
+        cursor = next
+        orderKeys.push(...keys)
+      } while (cursor !== "0")
+      const naming = yield* Effect.filter(orderKeys, (key) =>
+        Effect.map(
+          promise(() => raw().sismember(key, member)),
+          (n) => n === 1,
+        ),
+      )
+      const layout = keyLayout(prefix)
+      expect([...naming].sort()).toEqual(values.map((value) => layout.index({ kind: "order", value })).sort())
+    }).pipe(Effect.scoped),
+  )
+})
