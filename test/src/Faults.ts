@@ -18,7 +18,7 @@ import {
   StorageUnavailable,
 } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Queue, type Scope, TestClock } from "effect"
+import { Chunk, Effect, Layer, Option, Queue, type Scope, TestClock } from "effect"
 import { change, contract, creditValue, type StorageLayer, snapshot } from "./Harness.js"
 
 /**
@@ -41,6 +41,10 @@ interface Control {
   /** Commits of this holder fail with StorageUnavailable (not applied). */
   refuseHolder: HolderRef | null
   held: CommitRequest | null
+  /** The held commit lands just before the next commit is applied (a late arrival). */
+  landHeldBeforeNext: boolean
+  /** Every commit of this holder: another writer commits first, then the reply is lost unsent. */
+  churn: HolderRef | null
   commits: number
 }
 
@@ -71,6 +75,26 @@ const faulty = (control: Control, engine: () => CreditEngine["Type"]) =>
             control.commits += 1
             if (control.refuseHolder !== null && holderKey(control.refuseHolder) === holderKey(request.ref)) {
               return Effect.fail(new StorageUnavailable({ detail: "refused" }))
+            }
+            if (control.churn !== null && holderKey(control.churn) === holderKey(request.ref)) {
+              return Effect.gen(function* () {
+                const other = Option.getOrThrow(yield* inner.load(request.ref))
+                yield* inner.commit({
+                  ...request,
+                  expected: other.revision,
+                  document: other.document,
+                  entries: [],
+                  index: [],
+                  claims: [],
+                })
+                return yield* lostReply()
+              })
+            }
+            if (control.landHeldBeforeNext && control.held !== null) {
+              const late = control.held
+              control.landHeldBeforeNext = false
+              control.held = null
+              return Effect.zipRight(inner.commit(late), inner.commit(request))
             }
             switch (fault) {
               case "none":
@@ -109,6 +133,8 @@ export const faultTests = (storage: StorageLayer) => {
         failing: 0,
         refuseHolder: null,
         held: null,
+        landHeldBeforeNext: false,
+        churn: null,
         commits: 0,
       }
       let engine: CreditEngine["Type"] | undefined
@@ -230,6 +256,62 @@ export const faultTests = (storage: StorageLayer) => {
           expect(yield* creditValue(ref, "GBP")).toBe(10)
           expect(yield* entriesWith(ref, "held-2")).toHaveLength(0)
         }),
+      ),
+    )
+
+    it.effect("a lost commit that lands just before its fence is answered as applied, not as the refusal", () =>
+      withFaults((control) =>
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const { ref, key } = yield* lockedHolder
+          control.next = "held"
+          control.failLoads = 1
+          const pending = yield* Effect.fork(engine.modify(ref, key, change("GBP", 100, "top-up")))
+          // The lock expires, so the engine would refuse (LockNotHeld) — but first it must fence the
+          // lost commit, and the lost commit arrives just before the fence.
+          control.landHeldBeforeNext = true
+          yield* TestClock.adjust("121 seconds")
+          const result = yield* pending
+          expect(result.replayed).toBe(false)
+          expect(yield* creditValue(ref, "GBP")).toBe(100)
+          expect((yield* snapshot(ref)).journal.some((e) => e.id === result.entryId)).toBe(true)
+        }),
+      ),
+    )
+
+    it.effect(
+      "a lost lock grant whose lock is gone by the time it is read is unknown, never refused or granted twice",
+      () =>
+        withFaults((control) =>
+          Effect.gen(function* () {
+            const engine = yield* CreditEngine
+            const ref = contract()
+            yield* engine.openHolder(ref)
+            control.next = "lost"
+            // The grant lands; before its reply could be proven, an administrator releases it.
+            control.between = Effect.flatMap(CreditEngine, (e) => e.unlockCustomer({ customerId: ref.customerId }))
+            const error = yield* Effect.flip(engine.lock(ref))
+            expect(error._tag).toBe("OutcomeUnknown")
+            const stored = yield* snapshot(ref)
+            expect(stored.stored).toMatchObject({ _tag: "Some", value: { document: { lock: null } } })
+            expect(stored.journal.map((e) => e.kind)).toEqual(["opened", "admin-unlock"])
+          }),
+        ),
+    )
+
+    it.live("a call stays bounded by one settle window however often its replies are lost", () =>
+      withFaults(
+        (control) =>
+          Effect.gen(function* () {
+            const engine = yield* CreditEngine
+            const { ref, key } = yield* lockedHolder
+            control.churn = ref
+            const error = yield* Effect.flip(engine.modify(ref, key, change("GBP", 5, "r", "churn-1")))
+            expect(error._tag).toBe("OutcomeUnknown")
+            control.churn = null
+            expect(yield* creditValue(ref, "GBP")).toBe(0)
+          }),
+        { settleTimeout: "100 millis", maxAttempts: 2 },
       ),
     )
 

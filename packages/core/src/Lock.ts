@@ -136,13 +136,17 @@ export const lockTransaction = (
         events,
       }
     }),
-  landed: ({ stored, sent }) => ({
-    result: {
-      credit: view(stored.document),
-      lock: { key, expiry: new Date(stored.document.lock?.expiresAt ?? sent.result.lock.expiry.getTime()) },
-    },
-    events: sent.events,
-  }),
+  landed: ({ stored, sent }) => {
+    // The witness guarantees the stored lock is this call's; its times are the landed attempt's.
+    const granted = stored.document.lock
+    if (granted === null) return { result: sent.result, events: [] }
+    const expiresAt = new Date(granted.expiresAt)
+    const tookOver = sent.events.some((e) => e._tag === "LockExpiredTakenOver")
+    return {
+      result: { credit: view(stored.document), lock: { key, expiry: expiresAt } },
+      events: [{ _tag: "LockGranted", holder: ref, at: new Date(granted.grantedAt), expiresAt, tookOver }],
+    }
+  },
 })
 
 /**
@@ -166,5 +170,7 @@ export const unlockTransaction = (
         events: [{ _tag: "LockReleased", holder: ref, at: new Date(now) }],
       }
     }),
-  landed: ({ sent }) => ({ result: undefined, events: sent.events }),
+  // The lock with this key is gone; announce a release only when no lock is left (an expired lock
+  // still in place, or another one, was not released by this call).
+  landed: ({ stored, sent }) => ({ result: undefined, events: stored.document.lock === null ? sent.events : [] }),
 })

@@ -101,11 +101,12 @@ export class Storage extends Context.Tag("@creditlock/core/Storage")<
     readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageUnavailable | OutcomeUnknown>
 
     /**
-     * The holders indexed under `key`, in no particular order, without duplicates; for a
-     * `balanceGroup` key, the one holder that claimed the alias, if any. An adapter whose indexes
-     * are not written atomically with the holder may return a stale candidate (a holder whose
-     * commit failed after its pointer was written); the engine checks every candidate against the
-     * holder it names. A committed key is never missing.
+     * The holders indexed under `key`, in no particular order, without duplicates. For an
+     * `IndexKey`, an adapter whose indexes are not written atomically with the holder may return
+     * a stale candidate (a holder whose commit failed after its pointer was written); the engine
+     * checks every candidate against the holder it names. For a `balanceGroup` key, exactly the
+     * holder whose committed write claimed the alias, or none — never a claimant whose commit did
+     * not land. A committed key is never missing.
      */
     readonly lookup: (key: LookupKey) => Effect.Effect<ReadonlyArray<HolderRef>, StorageUnavailable>
 

@@ -15,6 +15,10 @@
  *   every lost commit is fenced: if one could still land, the core first commits the unchanged
  *   document at the revision it expects, so it never will.
  *
+ * A lock grant's witness (its key hash in the holder) does not survive a release or an expiry, so
+ * a lost grant whose holder changed meanwhile is answered `OutcomeUnknown`. One settle window per
+ * call, from its first lost reply, keeps every call bounded.
+ *
  * When no proof can be read in time, the answer is `OutcomeUnknown`. So an applied write is never
  * reported as not applied, and "not applied" is only said when it is proven.
  *
@@ -90,6 +94,8 @@ export const transact = <A, E>(
   let deadline = 0
   let settleRound = 0
   let conflicts = 0
+  // Set when conflicts ran out while a lost commit was unsettled: one last proof read, then answer.
+  let exhausted = false
   let lastFailure: StorageUnavailable | OutcomeUnknown | null = null
 
   const unknown = (): OutcomeUnknown =>
@@ -101,6 +107,11 @@ export const transact = <A, E>(
           : `applied; retry with the same reference (Idempotency-Key), or look for journal entry ${entryId}`),
       ...(entryId === undefined ? {} : { entryId }),
       ...(lastFailure === null ? {} : { cause: lastFailure }),
+    })
+
+  const gaveUp = () =>
+    new StorageUnavailable({
+      detail: `gave up after ${maxAttempts} conflicting attempts on a contended holder; nothing was changed; retry later`,
     })
 
   const publish = (events: ReadonlyArray<CreditEvent>) =>
@@ -137,12 +148,23 @@ export const transact = <A, E>(
 
       if (settling) {
         if (lastLost !== null && stored !== null && witnessed(witness, stored, proof, now)) {
+          // The entry was read after the document: a commit that landed in between is in the entry
+          // but not in the document read. Read again, so the answer is built from the written state.
+          if (proof !== null && stored.document.journalSeq < proof.seq) return yield* loop
           const landed = tx.landed({ stored, entry: proof, sent: lastLost, now })
           yield* publish(landed.events)
           return landed.result
         }
+        const moved = lost.some((expected) => expected !== current)
+        // A lock grant's witness is not durable: the lock may have landed and been released (or
+        // have expired and been taken over) since. Once the revision moved, nothing can tell.
+        if (moved && witness._tag === "Lock") return yield* unknown()
         // A lost commit whose expected revision is no longer the stored one can never land.
         for (let i = lost.length - 1; i >= 0; i--) if (lost[i] !== current) lost.splice(i, 1)
+        if (exhausted) {
+          if (lost.length > 0) return yield* unknown()
+          return yield* gaveUp()
+        }
       }
 
       const decided = tx.plan(snapshot, now)
@@ -164,9 +186,10 @@ export const transact = <A, E>(
             lastFailure = fence.left
             return yield* pause
           }
-          // Committed: the revision moved, so the lost commits are fenced. Conflict: it moved anyway.
-          lost.length = 0
+          // Committed: the revision moved past every lost commit, so none can land. Conflict: the
+          // revision moved — perhaps by a lost commit landing — so read its witness again.
           if (fence.right._tag !== "Committed") return yield* loop
+          lost.length = 0
         }
         if (Either.isLeft(decided)) return yield* Effect.fail(decided.left)
         yield* publish(decided.right.events)
@@ -180,7 +203,8 @@ export const transact = <A, E>(
         const failure = commit.left
         lastFailure = failure
         if (failure._tag === "OutcomeUnknown") {
-          if (lost.length === 0) deadline = (yield* liveNow) + settleMillis
+          // One settle window per call, from its first lost reply: the call stays bounded.
+          if (deadline === 0) deadline = (yield* liveNow) + settleMillis
           lost.push(current)
           lastLost = plan
           return yield* pause
@@ -203,10 +227,9 @@ export const transact = <A, E>(
         case "Conflict": {
           conflicts += 1
           if (conflicts >= maxAttempts) {
-            if (lost.length > 0) return yield* unknown()
-            return yield* new StorageUnavailable({
-              detail: `gave up after ${maxAttempts} conflicting attempts on a contended holder; nothing was changed; retry later`,
-            })
+            if (lost.length === 0) return yield* gaveUp()
+            exhausted = true
+            return yield* loop
           }
           yield* Effect.annotateCurrentSpan("creditlock.conflicts", conflicts)
           yield* conflictBackoff(conflicts)
