@@ -7,6 +7,9 @@
  * responses, one structured log line per request: method, route template, status, duration —
  * never a header, a token or a lock key).
  *
+ * The storage is the caller's: this package depends on no adapter. The `creditlock` executable,
+ * which configures this server from the environment and picks the store, is @creditlock/server.
+ *
  * @module
  */
 import type * as Http from "node:http"

@@ -1,7 +1,10 @@
 /**
  * @creditlock/http: the HTTP API of creditlock (Bento's credit API, Trackfinity's customer unlock,
  * Billing Care's credit limits) over `CreditEngine`, defined once with @effect/platform's `HttpApi`:
- * the server, the OpenAPI document, Swagger UI and a typed client all come from that definition.
+ * the routes, the OpenAPI document, Swagger UI, the node:http and web handlers and a typed client
+ * all come from that definition. It depends on @creditlock/core only: the storage is handed in by
+ * the caller, and the standalone `creditlock` server (configuration, store selection) is
+ * @creditlock/server.
  *
  * @module
  */
@@ -9,8 +12,6 @@ export * as Api from "./Api.js"
 export * as Auth from "./Auth.js"
 export * as Client from "./Client.js"
 export * as Handlers from "./Handlers.js"
-export * as Main from "./Main.js"
 export * as Problem from "./Problem.js"
 export * as Representation from "./Representation.js"
 export * as Server from "./Server.js"
-export * as Store from "./Store.js"

@@ -1,12 +1,13 @@
 /**
- * The standalone server program (`pnpm start`), configured by environment variables:
+ * The server program (`creditlock serve`, `pnpm start` in the repository), configured by
+ * environment variables:
  *
  * | variable | default | meaning |
  * | --- | --- | --- |
  * | `HOST` | `127.0.0.1` | interface to listen on |
  * | `PORT` | `8080` | port (0 picks a free one) |
  * | `CREDIT_STORE` | `sqlite:./data/creditlock.sqlite` | storage, see `Store` |
- * | `CREDIT_CREDENTIALS` | one generated admin token, printed once | JSON credentials, see `Auth` |
+ * | `CREDIT_CREDENTIALS` | one generated admin token, printed once | JSON credentials, see `Credentials` |
  * | `CREDIT_RATE_LIMIT` | `60000` | requests per minute per credential |
  * | `CREDIT_LOCK_TTL_SECONDS` | `120` | lock time-to-live |
  *
@@ -18,10 +19,10 @@
  */
 
 import { CreditEngine } from "@creditlock/core"
+import { Auth, Server } from "@creditlock/http"
 import { HttpServer } from "@effect/platform"
 import { Config, ConfigError, Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
-import { type Credential, DEFAULT_RATE_LIMIT, generateAdminCredential, parseCredentials } from "./Auth.js"
-import { layerServer } from "./Server.js"
+import { generateAdminCredential, parseCredentials } from "./Credentials.js"
 import { DEFAULT_STORE, describeStore, parseStore, type StoreConfig, layer as storeLayer } from "./Store.js"
 
 /** Everything the server program is configured with. */
@@ -30,7 +31,7 @@ export interface MainConfig {
   readonly port: number
   readonly store: StoreConfig
   /** The configured credentials, or none: then one admin credential is generated and printed. */
-  readonly credentials: Option.Option<ReadonlyArray<Credential>>
+  readonly credentials: Option.Option<ReadonlyArray<Auth.Credential>>
   readonly rateLimitPerMinute: number
   readonly lockTtlSeconds: number
 }
@@ -63,7 +64,7 @@ export const config: Config.Config<MainConfig> = Config.all({
       }),
     ),
   ),
-  rateLimitPerMinute: integer("CREDIT_RATE_LIMIT", 1, 1_000_000_000, DEFAULT_RATE_LIMIT.limit),
+  rateLimitPerMinute: integer("CREDIT_RATE_LIMIT", 1, 1_000_000_000, Auth.DEFAULT_RATE_LIMIT.limit),
   lockTtlSeconds: integer("CREDIT_LOCK_TTL_SECONDS", 1, 86_400, 120),
 })
 
@@ -93,7 +94,7 @@ export const layer = (mainConfig: MainConfig) => {
   )
   return announce.pipe(
     Layer.provideMerge(
-      layerServer({
+      Server.layerServer({
         host: mainConfig.host,
         port: mainConfig.port,
         credentials,

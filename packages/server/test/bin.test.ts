@@ -1,6 +1,6 @@
 /**
- * The server entry point as `pnpm start` runs it: a child process on a free port, configured by
- * environment variables, stopped with SIGTERM.
+ * The `creditlock` executable as `pnpm start` runs it: a child process on a free port, configured
+ * by environment variables, stopped with SIGTERM.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -11,7 +11,25 @@ import { afterAll, describe, expect, it } from "vitest"
 import { request } from "./harness.js"
 
 const root = fileURLToPath(new URL("../../..", import.meta.url))
-const entry = "packages/http/src/bin.ts"
+const entry = "packages/server/src/bin.ts"
+
+/**
+ * A module for `node --import` that makes the packages named look not installed (as Node says it
+ * when a package is missing), to run the server as a user who installed only some adapters.
+ */
+const hiding = (packages: ReadonlyArray<string>): string => {
+  const hooks = `export async function resolve(specifier, context, next) {
+    if (${JSON.stringify(packages)}.includes(specifier)) {
+      const error = new Error("Cannot find package '" + specifier + "' imported from " + context.parentURL)
+      error.code = "ERR_MODULE_NOT_FOUND"
+      throw error
+    }
+    return next(specifier, context)
+  }`
+  const register = `import { register } from "node:module"
+register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)})`
+  return `data:text/javascript,${encodeURIComponent(register)}`
+}
 
 interface Running {
   readonly child: ChildProcess
@@ -26,9 +44,24 @@ afterAll(() => {
   for (const child of children) if (child.exitCode === null) child.kill("SIGKILL")
 })
 
-const start = (env: Record<string, string>): Promise<Running> =>
+/** What to run the entry point with besides the environment: its arguments, packages to hide. */
+interface RunOptions {
+  /** Default `["serve"]`. */
+  readonly args?: ReadonlyArray<string>
+  readonly hide?: ReadonlyArray<string>
+}
+
+const argv = (options: RunOptions): Array<string> => [
+  "--import",
+  "tsx",
+  ...(options.hide === undefined ? [] : ["--import", hiding(options.hide)]),
+  entry,
+  ...(options.args ?? ["serve"]),
+]
+
+const start = (env: Record<string, string>, options: RunOptions = {}): Promise<Running> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", entry], {
+    const child = spawn(process.execPath, argv(options), {
       cwd: root,
       env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -65,33 +98,91 @@ const stop = async (running: Running): Promise<number | null> => {
   return code
 }
 
-/** Runs the entry point to completion (for configurations it must refuse). */
-const runToExit = (env: Record<string, string>): Promise<{ code: number | null; output: string }> =>
+/** Runs the entry point to completion (for configurations and commands it must refuse). */
+const runToExit = (
+  env: Record<string, string>,
+  options: RunOptions = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; output: string }> =>
   new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", entry], {
+    const child = spawn(process.execPath, argv(options), {
       cwd: root,
       env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     })
     children.push(child)
     let output = ""
+    let stdout = ""
+    let stderr = ""
     child.stdout.on("data", (chunk: Buffer) => {
       output += chunk.toString()
+      stdout += chunk.toString()
     })
     child.stderr.on("data", (chunk: Buffer) => {
       output += chunk.toString()
+      stderr += chunk.toString()
     })
     const timer = setTimeout(() => child.kill("SIGKILL"), 45_000)
     child.on("exit", (code) => {
       clearTimeout(timer)
-      resolve({ code, output })
+      resolve({ code, stdout, stderr, output })
     })
   })
 
 describe("pnpm start", () => {
-  it("is the root package's start script", () => {
+  it("is the root package's start script, and the package's creditlock bin", () => {
     const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }
     expect(pkg.scripts.start).toContain(entry)
+    const server = JSON.parse(readFileSync(join(root, "packages/server/package.json"), "utf8")) as {
+      bin: Record<string, string>
+    }
+    expect(server.bin.creditlock).toBe("./dist/src/bin.js")
+  })
+
+  it("serves with no command as with serve", async () => {
+    const server = await start({ CREDIT_STORE: "memory:", CREDIT_CREDENTIALS: "" }, { args: [] })
+    expect((await request(server.url, "GET", "/healthz")).json).toEqual({ status: "ok" })
+    expect(await stop(server)).toBe(0)
+  })
+
+  it("prints the usage and exits non-zero on an unknown command; help prints it and exits 0", async () => {
+    const unknown = await runToExit({ CREDIT_STORE: "memory:" }, { args: ["srve"] })
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain("creditlock: unknown command: srve")
+    expect(unknown.stderr).toContain("Usage: creditlock [serve]")
+    expect(unknown.stdout).not.toContain("listening")
+    const help = await runToExit({}, { args: ["help"] })
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain("Usage: creditlock [serve]")
+  })
+
+  it("names the package to install when CREDIT_STORE asks for an adapter that is not installed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "creditlock-server-"))
+    try {
+      const sqlite = await runToExit(
+        { CREDIT_STORE: `sqlite:${join(dir, "credit.sqlite")}` },
+        { hide: ["@creditlock/sqlite", "@creditlock/redis"] },
+      )
+      expect(sqlite.code).not.toBe(0)
+      expect(sqlite.stderr).toContain("creditlock: CREDIT_STORE sqlite:… needs the package @creditlock/sqlite")
+      expect(sqlite.stderr).toContain("npm install @creditlock/sqlite")
+      // A refusal is one line for a person, not a stack trace.
+      expect(sqlite.stderr).not.toMatch(/^\s+at /m)
+      const redis = await runToExit(
+        { CREDIT_STORE: "redis://user:hunter2@127.0.0.1:1" },
+        { hide: ["@creditlock/sqlite", "@creditlock/redis"] },
+      )
+      expect(redis.code).not.toBe(0)
+      expect(redis.output).toContain("npm install @creditlock/redis")
+      expect(redis.output).not.toContain("hunter2")
+      // memory: needs no adapter package beyond the server's own dependencies.
+      const memory = await start(
+        { CREDIT_STORE: "memory:", CREDIT_CREDENTIALS: "" },
+        { hide: ["@creditlock/sqlite", "@creditlock/redis"] },
+      )
+      expect(await stop(memory)).toBe(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("boots on memory:, prints URL, docs and a generated admin token, serves, and stops cleanly on SIGTERM", async () => {
@@ -131,7 +222,7 @@ describe("pnpm start", () => {
   })
 
   it("serves a SQLite store (creating its folder) whose data survives a restart", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "creditlock-http-"))
+    const dir = mkdtempSync(join(tmpdir(), "creditlock-server-"))
     try {
       const env = {
         CREDIT_STORE: `sqlite:${join(dir, "nested", "folder", "credit.sqlite")}`,

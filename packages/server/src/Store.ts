@@ -1,15 +1,18 @@
 /**
  * The storage the server runs on, chosen by one string (the `CREDIT_STORE` environment variable):
  *
- * | value | storage |
- * | --- | --- |
- * | `sqlite:<path>` (default `sqlite:./data/creditlock.sqlite`) | @creditlock/sqlite on that file; its folder is created |
- * | `memory:` | @creditlock/memory; lost when the process ends |
- * | `redis://[user][:password]@host:port[/db]`, `rediss://…` | @creditlock/redis, standalone |
- * | `redis-cluster://[user][:password]@host:port,host:port,…` | @creditlock/redis, Cluster (startup nodes) |
+ * | value | storage | package |
+ * | --- | --- | --- |
+ * | `sqlite:<path>` (default `sqlite:./data/creditlock.sqlite`) | SQLite on that file; its folder is created | @creditlock/sqlite |
+ * | `memory:` | in-process; lost when the process ends | @creditlock/memory (always installed) |
+ * | `redis://[user][:password]@host:port[/db]`, `rediss://…` | Redis, standalone | @creditlock/redis |
+ * | `redis-cluster://[user][:password]@host:port,host:port,…` | Redis Cluster (startup nodes) | @creditlock/redis |
  *
- * An adapter package is loaded only when its store is chosen, so a server on `memory:` never loads
- * the SQLite native addon or the Redis client.
+ * @creditlock/sqlite and @creditlock/redis are optional peer dependencies of this package: a
+ * user installs the one their store needs. An adapter is imported only when its store is chosen,
+ * so a server on `memory:` never loads the SQLite native addon or the Redis client; choosing a
+ * store whose package is not installed fails at start with {@link AdapterNotInstalled}, which
+ * names the package to install.
  *
  * @module
  */
@@ -17,7 +20,8 @@ import { mkdirSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { type Storage, StorageUnavailable } from "@creditlock/core"
 import { MemoryStorage } from "@creditlock/memory"
-import { Effect, Either, Layer, Redacted } from "effect"
+import { Effect, Either, Layer, Redacted, Schema } from "effect"
+import { isPackageNotFound } from "./internal/importAdapter.js"
 
 /** The store used when `CREDIT_STORE` is not set. */
 export const DEFAULT_STORE = "sqlite:./data/creditlock.sqlite"
@@ -106,17 +110,60 @@ export const describeStore = (config: StoreConfig): string => {
   }
 }
 
-const loadFailed = (what: string) => (cause: unknown) =>
-  new StorageUnavailable({ detail: `could not load the ${what} adapter`, cause })
+/**
+ * The store `CREDIT_STORE` names needs an adapter package that is not installed. The message names
+ * the package and the command that installs it.
+ */
+export class AdapterNotInstalled extends Schema.TaggedError<AdapterNotInstalled>()("AdapterNotInstalled", {
+  /** The kind of store asked for, without its address or credentials: `sqlite:`, `redis://`, `redis-cluster://`. */
+  store: Schema.String,
+  /** The package that provides it, e.g. `@creditlock/sqlite`. */
+  packageName: Schema.String,
+}) {
+  override get message(): string {
+    return (
+      `CREDIT_STORE ${this.store}… needs the package ${this.packageName}, which is not installed. ` +
+      `Install it next to @creditlock/server (npm install ${this.packageName}, or pnpm add ${this.packageName}), ` +
+      "or choose another CREDIT_STORE (memory: needs nothing more)."
+    )
+  }
+}
 
-/** The `Storage` layer for a store choice. A SQLite file's folder is created when missing. */
-export const layer = (config: StoreConfig): Layer.Layer<Storage, StorageUnavailable> => {
+/**
+ * Imports an adapter package, an optional peer dependency: not installed → AdapterNotInstalled;
+ * any other failure to load it (a dependency of the adapter missing, a broken install) →
+ * StorageUnavailable with the cause.
+ */
+const importAdapter = <A>(
+  store: string,
+  packageName: string,
+  load: () => Promise<A>,
+): Effect.Effect<A, AdapterNotInstalled | StorageUnavailable> =>
+  Effect.tryPromise({
+    try: load,
+    catch: (cause) =>
+      isPackageNotFound(cause, packageName)
+        ? new AdapterNotInstalled({ store, packageName })
+        : new StorageUnavailable({ detail: `could not load ${packageName}`, cause }),
+  })
+
+/**
+ * The `Storage` layer for a store choice. A SQLite file's folder is created when missing. Fails
+ * with AdapterNotInstalled when the store's adapter package is not installed, and with
+ * StorageUnavailable when the store cannot be opened.
+ */
+export const layer = (config: StoreConfig): Layer.Layer<Storage, StorageUnavailable | AdapterNotInstalled> => {
   switch (config._tag) {
     case "Memory":
       return MemoryStorage.layer()
     case "Sqlite":
       return Layer.unwrapEffect(
         Effect.gen(function* () {
+          const { SqliteStorage } = yield* importAdapter(
+            "sqlite:",
+            "@creditlock/sqlite",
+            () => import("@creditlock/sqlite"),
+          )
           if (config.filename !== ":memory:") {
             yield* Effect.try({
               try: () => mkdirSync(dirname(resolve(config.filename)), { recursive: true }),
@@ -124,10 +171,6 @@ export const layer = (config: StoreConfig): Layer.Layer<Storage, StorageUnavaila
                 new StorageUnavailable({ detail: `could not create the folder of ${config.filename}`, cause }),
             })
           }
-          const { SqliteStorage } = yield* Effect.tryPromise({
-            try: () => import("@creditlock/sqlite"),
-            catch: loadFailed("SQLite"),
-          })
           return SqliteStorage.layer({ filename: config.filename })
         }),
       )
@@ -135,7 +178,11 @@ export const layer = (config: StoreConfig): Layer.Layer<Storage, StorageUnavaila
     case "RedisCluster":
       return Layer.unwrapEffect(
         Effect.map(
-          Effect.tryPromise({ try: () => import("@creditlock/redis"), catch: loadFailed("Redis") }),
+          importAdapter(
+            config._tag === "Redis" ? "redis://" : "redis-cluster://",
+            "@creditlock/redis",
+            () => import("@creditlock/redis"),
+          ),
           ({ RedisStorage }) =>
             config._tag === "Redis"
               ? RedisStorage.layer({ url: config.url })

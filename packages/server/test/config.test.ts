@@ -1,8 +1,10 @@
 import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
-import { parseCredentials } from "../src/Auth.js"
+import { parse, usage } from "../src/Cli.js"
+import { parseCredentials } from "../src/Credentials.js"
+import { isPackageNotFound } from "../src/internal/importAdapter.js"
 import { config } from "../src/Main.js"
-import { DEFAULT_STORE, describeStore, parseStore } from "../src/Store.js"
+import { AdapterNotInstalled, DEFAULT_STORE, describeStore, parseStore } from "../src/Store.js"
 
 const right = <A>(either: Either.Either<A, string>): A => {
   if (Either.isLeft(either)) throw new Error(either.left)
@@ -123,6 +125,48 @@ describe("server configuration", () => {
     })
     for (const env of [{ PORT: "70000" }, { PORT: "http" }, { CREDIT_RATE_LIMIT: "0" }, { CREDIT_STORE: "nope:" }]) {
       expect(Either.isLeft(await read(env))).toBe(true)
+    }
+  })
+})
+
+describe("adapter packages", () => {
+  it("tells a package that is not installed from one whose own dependency is missing", async () => {
+    const missing: string = "@creditlock/not-installed"
+    const error: unknown = await import(missing).then(
+      () => undefined,
+      (cause: unknown) => cause,
+    )
+    expect(isPackageNotFound(error, "@creditlock/not-installed")).toBe(true)
+    expect(isPackageNotFound(error, "@creditlock/sqlite")).toBe(false)
+    expect(isPackageNotFound(new Error("Cannot find package '@creditlock/sqlite'"), "@creditlock/sqlite")).toBe(false)
+    expect(isPackageNotFound(undefined, "@creditlock/sqlite")).toBe(false)
+  })
+
+  it("names the package to install when a store's adapter is missing", () => {
+    const error = new AdapterNotInstalled({ store: "sqlite:", packageName: "@creditlock/sqlite" })
+    expect(error.message).toContain("CREDIT_STORE sqlite:")
+    expect(error.message).toContain("npm install @creditlock/sqlite")
+    expect(error.message).toContain("pnpm add @creditlock/sqlite")
+  })
+})
+
+describe("command line", () => {
+  it("serves with no command or serve, prints help, and refuses anything else", () => {
+    expect(parse([])).toEqual({ _tag: "Serve" })
+    expect(parse(["serve"])).toEqual({ _tag: "Serve" })
+    for (const help of ["help", "--help", "-h"]) expect(parse([help])).toEqual({ _tag: "Help" })
+    expect(parse(["srve"])).toEqual({ _tag: "UsageError", message: "unknown command: srve" })
+    expect(parse(["serve", "--port", "1"])._tag).toBe("UsageError")
+    expect(usage).toContain("Usage: creditlock [serve]")
+    for (const name of [
+      "HOST",
+      "PORT",
+      "CREDIT_STORE",
+      "CREDIT_CREDENTIALS",
+      "CREDIT_RATE_LIMIT",
+      "CREDIT_LOCK_TTL_SECONDS",
+    ]) {
+      expect(usage).toContain(name)
     }
   })
 })

@@ -1,6 +1,6 @@
 /**
- * The same end-to-end flow over HTTP on every store `CREDIT_STORE` can name: SQLite, Redis
- * standalone and Redis Cluster (memory is what every other test runs on).
+ * The same end-to-end flow over HTTP, through the server program's layer, on every store
+ * `CREDIT_STORE` can name: memory, SQLite, Redis standalone and Redis Cluster.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -8,17 +8,13 @@ import { join } from "node:path"
 import { startCluster, startServer as startRedis } from "@creditlock/test-suite/redis-server"
 import { Either } from "effect"
 import { describe, expect, it } from "vitest"
-import { layer, parseStore } from "../src/Store.js"
+import { parseStore } from "../src/Store.js"
 import { ADMIN, adminJson, bearer, holderPath, request, startServer, TRACK } from "./harness.js"
 
-const storeLayer = (value: string) => {
-  const parsed = parseStore(value)
-  if (Either.isLeft(parsed)) throw new Error(parsed.left)
-  return layer(parsed.right)
-}
-
 const flow = async (store: string) => {
-  const h = await startServer({ storage: storeLayer(store) })
+  const parsed = parseStore(store)
+  if (Either.isLeft(parsed)) throw new Error(parsed.left)
+  const h = await startServer(parsed.right)
   try {
     const ref = { customerId: "cus_store", holderType: "contracts", holderId: "sub_store" } as const
     const path = holderPath(ref)
@@ -80,8 +76,12 @@ const flow = async (store: string) => {
 }
 
 describe("stores over HTTP", () => {
+  it("memory:", async () => {
+    await flow("memory:")
+  })
+
   it("sqlite:<path>", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "creditlock-http-sqlite-"))
+    const dir = mkdtempSync(join(tmpdir(), "creditlock-server-sqlite-"))
     try {
       await flow(`sqlite:${join(dir, "a", "b", "credit.sqlite")}`)
     } finally {

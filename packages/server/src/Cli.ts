@@ -1,0 +1,68 @@
+/**
+ * The `creditlock` command line: `creditlock serve` (or `creditlock` alone) runs the server,
+ * configured by the environment (see `Main`); `creditlock help` prints the usage. Anything else is
+ * a usage error.
+ *
+ * @module
+ */
+import { Cause, ConfigError, Console, Effect, Option } from "effect"
+import { main } from "./Main.js"
+import { AdapterNotInstalled } from "./Store.js"
+
+/** What a command line asks for. */
+export type Command =
+  | { readonly _tag: "Serve" }
+  | { readonly _tag: "Help" }
+  | { readonly _tag: "UsageError"; readonly message: string }
+
+/** The usage text, printed by `creditlock help` and after a usage error. */
+export const usage = `Usage: creditlock [serve]
+
+Commands:
+  serve   serve the creditlock HTTP API (the default)
+  help    print this text
+
+Configuration (environment):
+  HOST                      interface to listen on (default 127.0.0.1)
+  PORT                      port; 0 picks a free one (default 8080)
+  CREDIT_STORE              sqlite:<path> (default sqlite:./data/creditlock.sqlite), memory:,
+                            redis://host:port, redis-cluster://host:port,host:port
+  CREDIT_CREDENTIALS        JSON array of { "token", "username"?, "customers": ["*" | id, …] }
+                            (default: one generated admin token, printed once)
+  CREDIT_RATE_LIMIT         requests per minute per credential (default 60000)
+  CREDIT_LOCK_TTL_SECONDS   lock time-to-live in seconds (default 120)
+`
+
+/** Reads the arguments after the program name. */
+export const parse = (args: ReadonlyArray<string>): Command => {
+  const [first, ...rest] = args
+  if (first === undefined || first === "serve") {
+    return rest.length === 0
+      ? { _tag: "Serve" }
+      : { _tag: "UsageError", message: `creditlock serve takes no arguments (got ${rest.join(" ")})` }
+  }
+  if (first === "help" || first === "--help" || first === "-h") return { _tag: "Help" }
+  return { _tag: "UsageError", message: `unknown command: ${first}` }
+}
+
+/** A failure a person can act on without a stack trace: the configuration, or a missing adapter. */
+const refusal = (error: unknown): Option.Option<string> => {
+  if (ConfigError.isConfigError(error)) return Option.some(`invalid configuration: ${String(error)}`)
+  if (error instanceof AdapterNotInstalled) return Option.some(error.message)
+  return Option.none()
+}
+
+/**
+ * `creditlock serve`: the server program, whose refusals at start (invalid configuration, an adapter
+ * that is not installed) are printed as one line on stderr; any other failure is logged with its
+ * cause. Interruption (SIGINT/SIGTERM) is a clean stop and reports nothing.
+ */
+export const serve: Effect.Effect<void, unknown> = main.pipe(
+  Effect.tapErrorCause((cause) => {
+    if (Cause.isInterruptedOnly(cause)) return Effect.void
+    return Option.match(Option.flatMap(Cause.failureOption(cause), refusal), {
+      onNone: () => Effect.logError(cause),
+      onSome: (line) => Console.error(`creditlock: ${line}`),
+    })
+  }),
+)
