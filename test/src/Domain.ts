@@ -5,7 +5,8 @@
  * @module
  */
 import { createHash, randomUUID } from "node:crypto"
-import { CreditEngine, encodeDocument, type HolderRef, Storage } from "@creditlock/core"
+import { CreditEngine } from "@creditlock/core"
+import { encodeDocument, type HolderRef, Storage } from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Redacted, type Scope, TestClock } from "effect"
 import {

@@ -7,16 +7,15 @@
  *
  * @module
  */
+import { CreditEngine, type CreditEngineOptions } from "@creditlock/core"
 import {
   type CommitRequest,
-  CreditEngine,
-  type CreditEngineOptions,
   type HolderRef,
   holderKey,
   OutcomeUnknown,
   Storage,
   StorageUnavailable,
-} from "@creditlock/core"
+} from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Option, Queue, type Scope, TestClock } from "effect"
 import { change, contract, creditValue, type StorageLayer, snapshot } from "./Harness.js"

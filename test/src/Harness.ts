@@ -5,15 +5,8 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import {
-  CreditEngine,
-  type CreditEngineOptions,
-  type HolderRef,
-  type JournalEntry,
-  type ModifyRequestInput,
-  Storage,
-  type StoredHolder,
-} from "@creditlock/core"
+import { CreditEngine, type CreditEngineOptions, type ModifyRequestInput } from "@creditlock/core"
+import { type HolderRef, type JournalEntry, Storage, type StoredHolder } from "@creditlock/core/storage"
 import { expect } from "@effect/vitest"
 import { Effect, Either, Layer, type Option } from "effect"
 

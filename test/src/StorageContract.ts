@@ -13,18 +13,18 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import type {
-  CommitRequest,
-  CommitResult,
-  EntrySelector,
-  HolderDocument,
-  HolderRef,
-  IndexKey,
-  JournalEntry,
-  LookupKey,
-  StoredHolder,
-} from "@creditlock/core"
-import { Storage } from "@creditlock/core"
+import {
+  type CommitRequest,
+  type CommitResult,
+  type EntrySelector,
+  type HolderDocument,
+  type HolderRef,
+  type IndexKey,
+  type JournalEntry,
+  type LookupKey,
+  Storage,
+  type StoredHolder,
+} from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Option } from "effect"
 import { contract, type StorageLayer } from "./Harness.js"

@@ -5,7 +5,6 @@
  * @module
  */
 import type { HolderRef } from "./Holder.js"
-import type { JournalEntry } from "./Journal.js"
 import type { ThresholdRecord } from "./Limits.js"
 
 /** A lock was granted; `tookOver` is true when it replaced an expired lock. */
@@ -49,16 +48,6 @@ export interface ThresholdCrossed extends ThresholdRecord {
   /** The journal entry that records the change. */
   readonly entryId: string
 }
-
-/** The threshold events a committed journal entry records. */
-export const thresholdEvents = (entry: JournalEntry): ReadonlyArray<ThresholdCrossed> =>
-  (entry.thresholds ?? []).map((t) => ({
-    _tag: "ThresholdCrossed",
-    holder: entry.holder,
-    at: new Date(entry.at),
-    entryId: entry.id,
-    ...t,
-  }))
 
 /** Everything published on `CreditEngine.events`. */
 export type CreditEvent = LockGranted | LockExpiredTakenOver | LockReleased | AdminUnlocked | ThresholdCrossed

@@ -1,11 +1,11 @@
 /**
  * The journal: an append-only record of every state change of a holder, committed atomically with
  * the state it describes. Its invariant — for each currency the deltas sum to the current value —
- * is what {@link verifyJournal} checks.
+ * is what `CreditEngine.verify` checks (the check itself is `internal/journal.ts`).
  *
  * @module
  */
-import type { Balance, HolderDocument, HolderRef } from "./Holder.js"
+import type { Balance, HolderRef } from "./Holder.js"
 import type { ResourceLimits, ThresholdRecord } from "./Limits.js"
 
 /** What kind of change an entry records. */
@@ -51,7 +51,7 @@ export interface JournalPage {
   readonly next: number | null
 }
 
-/** What {@link verifyJournal} found for one currency. */
+/** What `verify` found for one currency. */
 export interface CurrencyCheck {
   readonly currencyCode: string
   readonly value: number
@@ -67,32 +67,4 @@ export interface VerifyReport {
   readonly entries: number
   readonly sequenceOk: boolean
   readonly currencies: ReadonlyArray<CurrencyCheck>
-}
-
-/**
- * Checks the journal invariant: for each currency, the sum of deltas equals the current value,
- * and entries are numbered 1..journalSeq in order. Pure.
- */
-export const verifyJournal = (document: HolderDocument, entries: ReadonlyArray<JournalEntry>): VerifyReport => {
-  const sums = new Map<string, number>()
-  let sequenceOk = entries.length === document.journalSeq
-  entries.forEach((entry, i) => {
-    if (entry.seq !== i + 1) sequenceOk = false
-    for (const change of entry.changes) {
-      sums.set(change.currencyCode, (sums.get(change.currencyCode) ?? 0) + change.delta)
-    }
-  })
-  const codes = new Set([...sums.keys(), ...document.balances.map((b) => b.currencyCode)])
-  const currencies = [...codes].map((currencyCode) => {
-    const value = document.balances.find((b) => b.currencyCode === currencyCode)?.value ?? 0
-    const journalSum = sums.get(currencyCode) ?? 0
-    return { currencyCode, value, journalSum, ok: value === journalSum }
-  })
-  return {
-    holder: document.ref,
-    ok: sequenceOk && currencies.every((c) => c.ok),
-    entries: entries.length,
-    sequenceOk,
-    currencies,
-  }
 }

@@ -12,12 +12,12 @@ import {
   type JournalOptions,
   type LockKeyInput,
   type UnlockCustomerOptions,
-  validateOptions,
 } from "./CreditEngine.js"
 import type { CustomerLookup, UnlockCustomerResult } from "./CustomerUnlock.js"
 import type { CreditEngineError } from "./Errors.js"
 import type { CreditEvent } from "./Events.js"
 import type { CreditView, HolderRef, OpenHolderOptions, OpenResult } from "./Holder.js"
+import { validateOptions } from "./internal/options.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"

@@ -3,12 +3,22 @@
  * rule lives in the engine, which loads a snapshot, decides with pure functions, and commits with
  * a compare-and-set on the holder's revision (reloading and deciding again on conflict).
  *
+ * This module is the entry point `@creditlock/core/storage`: the contract, the document codec,
+ * the index keys the engine derives, and (re-exported at the end) every type the contract's
+ * values are made of, so an adapter imports from one place.
+ *
  * @module
  */
 import { Context, type Effect, type Option } from "effect"
 import type { OutcomeUnknown, StorageUnavailable } from "./Errors.js"
-import type { HolderDocument, HolderRef, StoredHolder } from "./Holder.js"
+import type { HolderDocument, HolderRef } from "./Holder.js"
 import type { JournalEntry } from "./Journal.js"
+
+/** A holder document together with the storage revision it was read at. */
+export interface StoredHolder {
+  readonly revision: number
+  readonly document: HolderDocument
+}
 
 /** The revision a commit expects: the one it loaded, or `"absent"` when creating the holder. */
 export type ExpectedRevision = number | "absent"
@@ -57,6 +67,45 @@ export type CommitResult =
   | { readonly _tag: "Committed"; readonly revision: number }
   | { readonly _tag: "Conflict" }
   | { readonly _tag: "Claimed"; readonly alias: string; readonly holder: HolderRef }
+
+/** A string that names a holder uniquely (ids contain no `/`, so it is unambiguous): a storage key. */
+export const holderKey = (ref: HolderRef): string => `${ref.customerId}/${ref.holderType}/${ref.holderId}`
+
+/**
+ * The keys a holder is found by: its customer and, for contracts, its subscription id. The engine
+ * sends them with the commit that creates the holder; an adapter that rebuilds its indexes derives
+ * them with this function (and {@link entryIndexKeys}), so the rule stays the engine's.
+ */
+export const holderIndexKeys = (document: HolderDocument): ReadonlyArray<IndexKey> => [
+  { kind: "customer", value: document.ref.customerId },
+  ...(document.ref.holderType === "contracts" ? [{ kind: "subscription" as const, value: document.ref.holderId }] : []),
+]
+
+/** The keys a journal entry is found by (as an "order"): its id and its reference. */
+export const entryIndexKeys = (entries: ReadonlyArray<JournalEntry>): ReadonlyArray<IndexKey> =>
+  entries.flatMap((e) => [
+    { kind: "order" as const, value: e.id },
+    ...(e.reference === undefined ? [] : [{ kind: "order" as const, value: e.reference }]),
+  ])
+
+/** The document format written by {@link encodeDocument}; bumped on incompatible change. */
+const documentFormat = 1
+
+/** Serialises a holder document for storage (JSON). */
+export const encodeDocument = (document: HolderDocument): string =>
+  JSON.stringify({ format: documentFormat, ...document })
+
+/**
+ * Reads a document written by {@link encodeDocument}. Throws on a document of an unknown format;
+ * adapters turn that into StorageUnavailable.
+ */
+export const decodeDocument = (json: string): HolderDocument => {
+  const { format, ...document } = JSON.parse(json) as HolderDocument & { format: number }
+  if (format !== documentFormat) {
+    throw new Error(`holder document format ${format} is not supported (expected ${documentFormat})`)
+  }
+  return document
+}
 
 /** A position in a holder's journal, for paging. */
 export interface JournalRange {
@@ -126,3 +175,16 @@ export class Storage extends Context.Tag("@creditlock/core/Storage")<
     readonly ping: Effect.Effect<void, StorageUnavailable>
   }
 >() {}
+
+// What the contract's values are made of, defined in their concept modules.
+
+/** The failures a `Storage` method may answer (`commit` on {@link Storage} says which is which). */
+export { OutcomeUnknown, StorageUnavailable } from "./Errors.js"
+/** Holders: how they are named and the document stored for each. */
+export { type Balance, type HolderDocument, HolderRef, HolderType } from "./Holder.js"
+/** Journal entries, as appended by commits and read back by `journal` and `findEntry`. */
+export type { Change, JournalEntry, JournalKind } from "./Journal.js"
+/** The limits and thresholds a document and its entries record. */
+export type { LimitAmount, ReachedThresholds, ResourceLimits, TemporaryLimit, ThresholdRecord } from "./Limits.js"
+/** The lock a document records (only the SHA-256 of its key). */
+export type { LockState } from "./Lock.js"

@@ -16,25 +16,31 @@ import {
   type CreditView,
   type CurrencyInfo,
   currencyByCode,
-  type HolderRef,
+  HolderRef,
   HolderType,
-  Id,
   type JournalEntry,
   type LimitAmount,
   ModifyRequest,
-  Reference,
   type ResourceLimits,
   type ResourceLimitsView,
-  singularType,
   toMajorUnits,
 } from "@creditlock/core"
 import { Option, Schema } from "effect"
 
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
 
+/** Core's rule for ids (customer, holder and balance-group ids alike), as `HolderRef` applies it. */
+const Id = HolderRef.fields.holderId
+
+/** Core's rule for idempotency references, as `ModifyRequest` applies it. */
+const Reference = ModifyRequest.fields.reference.from
+
+/** The singular holder type used in responses (`"contract"`, `"customer"`). */
+const singularType = (type: HolderType): "contract" | "customer" => (type === "contracts" ? "contract" : "customer")
+
 /**
  * An id in a URL path. Decoded, the id the router extracted (already percent-decoded) checked
- * against core's `Id`; encoded (by the typed client), percent-encoded so that any valid id,
+ * against core's id rule; encoded (by the typed client), percent-encoded so that any valid id,
  * `?`, `#` and `%` included, survives as one path segment.
  */
 export const PathId = Schema.transform(Schema.String, Id, {

@@ -175,7 +175,7 @@ const brokenModifyBody: fc.Arbitrary<unknown> = fc.oneof(
   })),
 )
 
-/** An id that core's `Id` refuses: a forbidden character, or too long. */
+/** An id that core's id rule (`HolderRef.fields.holderId`) refuses: a forbidden character, or too long. */
 const badId = fc.oneof(
   fc
     .tuple(

@@ -4,14 +4,8 @@
  * part-way (503 UNLOCK_INCOMPLETE). Each 503 carries `Retry-After` and a detail that says what to
  * do; the typed client decodes them back into the engine's error classes.
  */
-import {
-  type HolderRef,
-  OutcomeUnknown,
-  Storage,
-  StorageUnavailable,
-  sameHolder,
-  UnlockIncomplete,
-} from "@creditlock/core"
+import { type HolderRef, OutcomeUnknown, Storage, StorageUnavailable, UnlockIncomplete } from "@creditlock/core"
+import { holderKey } from "@creditlock/core/storage"
 import { MemoryStorage } from "@creditlock/memory"
 import { HttpServerResponse } from "@effect/platform"
 import { Duration, Effect, Layer, Schema } from "effect"
@@ -128,7 +122,7 @@ const faulty = (faults: Faults): Layer.Layer<Storage> =>
         commit: (commit) =>
           guarded(
             Effect.suspend(() => {
-              if (faults.refuse.some((ref) => sameHolder(ref, commit.ref))) return Effect.fail(unavailable)
+              if (faults.refuse.some((ref) => holderKey(ref) === holderKey(commit.ref))) return Effect.fail(unavailable)
               if (faults.loseReplies === 0) return inner.commit(commit)
               faults.loseReplies--
               return Effect.zipRight(

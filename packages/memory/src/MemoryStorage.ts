@@ -16,7 +16,7 @@ import {
   type LookupKey,
   Storage,
   type StoredHolder,
-} from "@creditlock/core"
+} from "@creditlock/core/storage"
 import { Effect, Layer, Option } from "effect"
 
 interface HolderState {

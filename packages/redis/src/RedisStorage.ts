@@ -48,7 +48,7 @@ import {
   Storage,
   StorageUnavailable,
   type StoredHolder,
-} from "@creditlock/core"
+} from "@creditlock/core/storage"
 import { Config, type ConfigError, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
 import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 import {

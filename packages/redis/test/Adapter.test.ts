@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto"
+import { CreditEngine } from "@creditlock/core"
 import {
   type CommitRequest,
-  CreditEngine,
   encodeDocument,
   type HolderRef,
   holderKey,
   type JournalEntry,
   Storage,
-} from "@creditlock/core"
+} from "@creditlock/core/storage"
 import { change, contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "@creditlock/test-suite"
 import {
   freePort,

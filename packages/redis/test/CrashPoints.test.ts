@@ -7,16 +7,16 @@
  * or journal entry whose pointers or claim are missing.
  */
 import { randomUUID } from "node:crypto"
+import { CreditEngine } from "@creditlock/core"
 import {
   type CommitRequest,
-  CreditEngine,
   type HolderDocument,
   type HolderRef,
   holderKey,
   type IndexKey,
   type JournalEntry,
   Storage,
-} from "@creditlock/core"
+} from "@creditlock/core/storage"
 import { change, contract, engineWith } from "@creditlock/test-suite"
 import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"

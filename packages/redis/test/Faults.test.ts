@@ -1,4 +1,5 @@
-import { CreditEngine, type HolderRef, holderKey, Storage } from "@creditlock/core"
+import { CreditEngine } from "@creditlock/core"
+import { type HolderRef, holderKey, Storage } from "@creditlock/core/storage"
 import { change, contract, engineWith } from "@creditlock/test-suite"
 import {
   awaitClusterState,

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { CreditEngine, type HolderRef, holderKey, type JournalEntry } from "@creditlock/core"
+import { CreditEngine } from "@creditlock/core"
+import { type HolderRef, holderKey, type JournalEntry } from "@creditlock/core/storage"
 import { change, contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "@creditlock/test-suite"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Schedule } from "effect"

@@ -7,7 +7,8 @@
  * and no commit is sent twice.
  */
 import { randomUUID } from "node:crypto"
-import { CreditEngine, type HolderRef, Storage, type StoredHolder } from "@creditlock/core"
+import { CreditEngine } from "@creditlock/core"
+import { type HolderRef, Storage, type StoredHolder } from "@creditlock/core/storage"
 import { change, contract, engineWith } from "@creditlock/test-suite"
 import { awaitClusterState, type RedisCluster, requireRedis, startCluster } from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"

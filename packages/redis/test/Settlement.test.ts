@@ -11,7 +11,8 @@
  * - each holder's credit is the sum of its journaled modifications, and its journal verifies.
  */
 import { randomUUID } from "node:crypto"
-import { CreditEngine, type HolderRef, holderKey, Storage, type StorageUnavailable } from "@creditlock/core"
+import { CreditEngine } from "@creditlock/core"
+import { type HolderRef, holderKey, Storage, type StorageUnavailable } from "@creditlock/core/storage"
 import { change, contract, engineWith } from "@creditlock/test-suite"
 import { rawCommand, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"

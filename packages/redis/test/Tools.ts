@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { createConnection, createServer, type Socket } from "node:net"
-import type { CommitRequest, HolderRef, IndexKey, JournalEntry, StoredHolder } from "@creditlock/core"
+import type { CommitRequest, HolderRef, IndexKey, JournalEntry, StoredHolder } from "@creditlock/core/storage"
 import { Effect, type Scope } from "effect"
 import { Redis } from "ioredis"
 

@@ -8,13 +8,13 @@
  * @module
  */
 import { randomBytes } from "node:crypto"
-import { Id } from "@creditlock/core"
+import { HolderRef } from "@creditlock/core"
 import type { Auth } from "@creditlock/http"
 import { Either, Redacted, Schema } from "effect"
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const unsafeText = /[\s\u0000-\u001f\u007f]/
-const isId = Schema.is(Id)
+const isId = Schema.is(HolderRef.fields.customerId)
 
 /**
  * Reads the credentials configuration (the JSON text of `CREDIT_CREDENTIALS`): tokens become

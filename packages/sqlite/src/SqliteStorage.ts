@@ -19,7 +19,7 @@
  */
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { OutcomeUnknown, Storage, StorageUnavailable } from "@creditlock/core"
+import { OutcomeUnknown, Storage, StorageUnavailable } from "@creditlock/core/storage"
 import Database from "better-sqlite3"
 import { Config, type ConfigError, Duration, Effect, Either, Layer, Option, type Scope } from "effect"
 import { checkNotNewer, currentVersion, latestVersion, migrate, SchemaVersionError } from "./internal/migrations.js"

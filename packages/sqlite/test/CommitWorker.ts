@@ -16,7 +16,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { openSync, writeSync } from "node:fs"
-import type { CommitRequest, HolderRef } from "@creditlock/core"
+import type { CommitRequest, HolderRef } from "@creditlock/core/storage"
 import Database from "better-sqlite3"
 import { Cause, Effect, Exit, Option } from "effect"
 import { SqliteStorage } from "../src/index.js"

@@ -2,8 +2,8 @@ import { createHash } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { CreditEngine } from "@creditlock/core"
 import {
-  CreditEngine,
   encodeDocument,
   type HolderDocument,
   type HolderRef,
@@ -11,7 +11,7 @@ import {
   type JournalEntry,
   Storage,
   StorageUnavailable,
-} from "@creditlock/core"
+} from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Effect, Layer, Option } from "effect"

@@ -5,7 +5,14 @@
  * @module
  */
 import { randomUUID } from "node:crypto"
-import type { CommitRequest, HolderDocument, HolderRef, IndexKey, JournalEntry, StoredHolder } from "@creditlock/core"
+import type {
+  CommitRequest,
+  HolderDocument,
+  HolderRef,
+  IndexKey,
+  JournalEntry,
+  StoredHolder,
+} from "@creditlock/core/storage"
 
 /** `count` GBP credits continuing the document's journal, each with a reference. */
 export const grow = (document: HolderDocument, count: number) => {

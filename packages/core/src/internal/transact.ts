@@ -27,11 +27,10 @@
 import { Clock, Duration, Effect, Either, Option, PubSub, Random } from "effect"
 import { OutcomeUnknown, StorageUnavailable } from "../Errors.js"
 import type { CreditEvent } from "../Events.js"
-import type { StoredHolder } from "../Holder.js"
 import type { JournalEntry } from "../Journal.js"
-import { isLive } from "../Lock.js"
-import type { Plan, Snapshot, Transaction, Witness } from "../Plan.js"
-import type { ExpectedRevision, Storage } from "../Storage.js"
+import type { ExpectedRevision, Storage, StoredHolder } from "../Storage.js"
+import { isLive } from "./lock.js"
+import type { Plan, Snapshot, Transaction, Witness } from "./plan.js"
 
 /** What the core needs from the engine. */
 export interface TransactContext {

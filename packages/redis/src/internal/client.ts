@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { OutcomeUnknown, StorageUnavailable } from "@creditlock/core"
+import { OutcomeUnknown, StorageUnavailable } from "@creditlock/core/storage"
 import { Effect } from "effect"
 import { type Cluster, Command, type Redis } from "ioredis"
 import type { Script } from "./scripts.js"

@@ -10,7 +10,7 @@
  *
  * @internal
  */
-import type { HolderRef, IndexKey } from "@creditlock/core"
+import type { HolderRef, IndexKey } from "@creditlock/core/storage"
 
 const escapes: Record<string, string> = { "%": "%25", "{": "%7B", "}": "%7D", ":": "%3A" }
 

@@ -18,7 +18,7 @@ import {
   type JournalRange,
   type LookupKey,
   type StoredHolder,
-} from "@creditlock/core"
+} from "@creditlock/core/storage"
 import type Database from "better-sqlite3"
 import { versionTable } from "./migrations.js"
 

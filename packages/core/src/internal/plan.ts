@@ -4,17 +4,18 @@
  * proves the write landed when its commit's reply was lost.
  *
  * Every operation of the engine is a {@link Transaction}: a pure planner run against a snapshot of
- * one holder, plus the way to answer when a lost commit is proven to have landed. The concept
- * modules (`Holder.ts`, `Lock.ts`, `Modification.ts`, `Limits.ts`, `CustomerUnlock.ts`) build them;
- * one transaction core runs them (load → plan → commit → settle → back-off → publish).
+ * one holder, plus the way to answer when a lost commit is proven to have landed. The rules of each
+ * concept (`holder.ts`, `lock.ts`, `modification.ts`, `limits.ts`, `customerUnlock.ts` here) build
+ * them; one transaction core (`transact.ts`) runs them: load → plan → commit → settle → back-off →
+ * publish.
  *
- * @module
+ * @internal
  */
 import type { Either } from "effect"
-import type { CreditEvent } from "./Events.js"
-import type { HolderDocument, HolderRef, StoredHolder } from "./Holder.js"
-import type { JournalEntry } from "./Journal.js"
-import type { IndexKey } from "./Storage.js"
+import type { CreditEvent } from "../Events.js"
+import type { HolderDocument, HolderRef } from "../Holder.js"
+import type { JournalEntry } from "../Journal.js"
+import type { IndexKey, StoredHolder } from "../Storage.js"
 
 /**
  * What proves that a write landed, read back from the store after its commit's reply was lost.

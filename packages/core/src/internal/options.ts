@@ -1,0 +1,86 @@
+/**
+ * Engine options: their defaults, and the check of each against its documented range (see
+ * `CreditEngineOptions`), done once when an engine is built.
+ *
+ * @internal
+ */
+import { Duration, Either, Option } from "effect"
+import type { CreditEngineOptions } from "../CreditEngine.js"
+import { InvalidRequest } from "../Errors.js"
+
+/** The defaults of `CreditEngineOptions` (published as `DEFAULT_ENGINE_OPTIONS`). */
+export const defaults = {
+  lockTtl: Duration.seconds(120),
+  maxAttempts: 16,
+  eventBufferSize: 1024,
+  settleTimeout: Duration.seconds(5),
+} as const
+
+/** The settings in force, checked. */
+export interface Settings {
+  readonly ttlMillis: number
+  readonly maxAttempts: number
+  readonly eventBufferSize: number
+  readonly settleMillis: number
+}
+
+const durationSetting = (
+  name: string,
+  input: unknown,
+  fallback: Duration.Duration,
+  min: number,
+  max: number,
+): Either.Either<number, InvalidRequest> => {
+  // Duration clamps a negative number of milliseconds to zero; a negative setting is refused instead.
+  const decoded =
+    typeof input === "number" && !(input >= 0)
+      ? Option.none()
+      : Duration.decodeUnknown(input === undefined ? fallback : input)
+  if (Option.isNone(decoded)) return Either.left(new InvalidRequest({ detail: `${name}: must be a duration` }))
+  const millis = Duration.toMillis(decoded.value)
+  if (!Number.isFinite(millis) || millis < min || millis > max) {
+    return Either.left(
+      new InvalidRequest({ detail: `${name}: must be between ${min} ms and ${max} ms, got ${String(millis)} ms` }),
+    )
+  }
+  return Either.right(millis)
+}
+
+const integerSetting = (
+  name: string,
+  input: unknown,
+  fallback: number,
+  min: number,
+  max: number,
+): Either.Either<number, InvalidRequest> => {
+  const value = input === undefined ? fallback : input
+  return typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
+    ? Either.right(value)
+    : Either.left(new InvalidRequest({ detail: `${name}: must be an integer from ${min} to ${max}` }))
+}
+
+const knownOptions = new Set(["lockTtl", "maxAttempts", "eventBufferSize", "settleTimeout"])
+
+/** Checks engine options against their documented ranges. */
+export const validateOptions = (options: CreditEngineOptions): Either.Either<Settings, InvalidRequest> =>
+  Either.gen(function* () {
+    if (typeof options !== "object" || options === null) {
+      return yield* Either.left(new InvalidRequest({ detail: "engine options: must be an object" }))
+    }
+    const unknown = Object.keys(options).filter((k) => !knownOptions.has(k))
+    if (unknown.length > 0) {
+      return yield* Either.left(new InvalidRequest({ detail: `engine options: unknown option ${unknown.join(", ")}` }))
+    }
+    return {
+      ttlMillis: yield* durationSetting("lockTtl", options.lockTtl, defaults.lockTtl, 1, 86_400_000),
+      maxAttempts: yield* integerSetting("maxAttempts", options.maxAttempts, defaults.maxAttempts, 1, 1000),
+      eventBufferSize: yield* integerSetting(
+        "eventBufferSize",
+        options.eventBufferSize,
+        defaults.eventBufferSize,
+        1,
+        1_000_000,
+      ),
+      settleMillis: yield* durationSetting("settleTimeout", options.settleTimeout, defaults.settleTimeout, 0, 300_000),
+    }
+  })
