@@ -9,13 +9,7 @@ import {
   Storage,
 } from "@creditlock/core/storage"
 import { change, contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "@creditlock/test-suite"
-import {
-  freePort,
-  type RedisServer,
-  requireBinary,
-  requireRedis,
-  startServer,
-} from "@creditlock/test-suite/redis-server"
+import { freePort, requireBinary, startServer } from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"
 import {
   Config,
@@ -31,38 +25,12 @@ import {
   Scope,
 } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
-import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { escapeId, keyLayout } from "../src/internal/keys.js"
 import * as Scripts from "../src/internal/scripts.js"
-import { creditRequest, proxy, sleep, eventually as until } from "./Tools.js"
+import { creditRequest, proxy, serverPerFile, sleep, eventually as until } from "./Tools.js"
 
-// Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
-requireRedis()
-
-let server: RedisServer | undefined
-let redis: Redis | undefined
-
-beforeAll(async () => {
-  server = await startServer()
-  redis = new Redis(server.url)
-})
-
-afterAll(async () => {
-  await redis?.quit()
-  await server?.dispose()
-})
-
-const url = () => {
-  if (server === undefined) throw new Error("the Redis server did not start")
-  return server.url
-}
-
-/** The inspection client: plain ioredis on the same server. */
-const raw = (): Redis => {
-  if (redis === undefined) throw new Error("the Redis server did not start")
-  return redis
-}
+const { url, raw } = serverPerFile()
 
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 

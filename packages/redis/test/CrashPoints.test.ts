@@ -18,40 +18,13 @@ import {
   Storage,
 } from "@creditlock/core/storage"
 import { change, contract, engineWith } from "@creditlock/test-suite"
-import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, Option } from "effect"
-import { Redis } from "ioredis"
-import { afterAll, beforeAll } from "vitest"
 import { RedisStorage } from "../src/index.js"
 import { keyLayout } from "../src/internal/keys.js"
-import { eventually, proxy } from "./Tools.js"
+import { eventually, proxy, serverPerFile } from "./Tools.js"
 
-// Fails the whole file, before any test is collected, when redis-server or redis-cli is missing.
-requireRedis()
-
-let server: RedisServer | undefined
-let redis: Redis | undefined
-
-beforeAll(async () => {
-  server = await startServer()
-  redis = new Redis(server.url)
-})
-
-afterAll(async () => {
-  await redis?.quit()
-  await server?.dispose()
-})
-
-const port = () => {
-  if (server === undefined) throw new Error("the Redis server did not start")
-  return server.port
-}
-
-const raw = (): Redis => {
-  if (redis === undefined) throw new Error("the Redis server did not start")
-  return redis
-}
+const { port, raw } = serverPerFile()
 
 const promise = <A>(f: () => Promise<A>) => Effect.promise(f)
 

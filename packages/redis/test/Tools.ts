@@ -8,8 +8,10 @@
 import { randomUUID } from "node:crypto"
 import { createConnection, createServer, type Socket } from "node:net"
 import type { CommitRequest, HolderRef, IndexKey, JournalEntry, StoredHolder } from "@creditlock/core/storage"
+import { type RedisServer, requireRedis, startServer } from "@creditlock/test-suite/redis-server"
 import { Effect, type Scope } from "effect"
 import { Redis } from "ioredis"
+import { afterAll, beforeAll } from "vitest"
 
 /** The commands a MONITOR connection has seen so far, one line each, as Redis prints them. */
 export interface Monitor {
@@ -198,3 +200,41 @@ export const creditRequest = (stored: StoredHolder, delta: number, reference?: s
 
 /** Hash-tag text of a holder's keys, to find its commands in MONITOR output. */
 export const holderTag = (ref: HolderRef): string => `{${ref.customerId}}`
+
+/** One redis-server for the whole test file, with a plain ioredis client to inspect it. */
+export interface FileServer {
+  readonly url: () => string
+  readonly port: () => number
+  /** The inspection client: plain ioredis on the same server. */
+  readonly raw: () => Redis
+}
+
+/**
+ * Starts a redis-server before the file's tests and stops it (by pid) after them. Fails the whole
+ * file, before any test is collected, when redis-server or redis-cli is missing.
+ */
+export const serverPerFile = (): FileServer => {
+  requireRedis()
+  let server: RedisServer | undefined
+  let redis: Redis | undefined
+  beforeAll(async () => {
+    server = await startServer()
+    redis = new Redis(server.url)
+  })
+  afterAll(async () => {
+    await redis?.quit()
+    await server?.dispose()
+  })
+  const started = (): RedisServer => {
+    if (server === undefined) throw new Error("the Redis server did not start")
+    return server
+  }
+  return {
+    url: () => started().url,
+    port: () => started().port,
+    raw: () => {
+      if (redis === undefined) throw new Error("the Redis server did not start")
+      return redis
+    },
+  }
+}
