@@ -5,14 +5,12 @@
  * `exports` carry `types` and `import`, and publint and arethetypeswrong (ESM profile: the
  * packages are ESM only) find nothing wrong.
  */
-import { execFileSync } from "node:child_process"
-import { mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { bin, pack as packInto, run } from "./pack.js"
 
-const root = resolve(import.meta.dirname, "..", "..")
-const bin = (name: string) => join(root, "node_modules", ".bin", name)
 const out = mkdtempSync(join(tmpdir(), "creditlock-pack-"))
 afterAll(() => rmSync(out, { recursive: true, force: true }))
 
@@ -27,16 +25,7 @@ const packages = [
   "test",
 ] as const
 
-const run = (file: string, args: ReadonlyArray<string>, cwd = root) =>
-  execFileSync(file, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
-
-const pack = (folder: string): string => {
-  const dest = mkdtempSync(join(out, "tgz-"))
-  run("pnpm", ["pack", "--pack-destination", dest], join(root, folder))
-  const [tarball] = readdirSync(dest).filter((f) => f.endsWith(".tgz"))
-  if (tarball === undefined) throw new Error(`pnpm pack wrote no tarball for ${folder}`)
-  return join(dest, tarball)
-}
+const pack = (folder: string): string => packInto(folder, out)
 
 interface Manifest {
   readonly name: string
