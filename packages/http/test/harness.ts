@@ -13,11 +13,14 @@ import {
   StorageUnavailable,
 } from "@creditlock/core"
 import { MemoryStorage } from "@creditlock/memory"
+import { bearer, request } from "@creditlock/test-suite/http"
 import { HttpServer } from "@effect/platform"
 import { Duration, Effect, Layer, Logger, ManagedRuntime, Option, Redacted } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import type { Credential, RateLimit } from "../src/Auth.js"
 import { layerServer } from "../src/Server.js"
+
+export { bearer, request }
 
 /** An administrator: every customer. Bearer. */
 export const ADMIN = { token: "admin-secret-token-0001", customers: ["*"] } as const
@@ -119,34 +122,6 @@ export const startServer = async (options: HarnessOptions = {}): Promise<Harness
     close: () => runtime.dispose(),
   }
 }
-
-/** A request to the harness: method, path, optional headers and body; never hangs longer than 10 s. */
-export const request = async (
-  base: string,
-  method: string,
-  path: string,
-  init: { readonly headers?: Record<string, string>; readonly body?: string | Uint8Array } = {},
-): Promise<{ status: number; headers: Headers; text: string; json: unknown }> => {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    ...(init.headers === undefined ? {} : { headers: init.headers }),
-    ...(init.body === undefined ? {} : { body: init.body }),
-    signal: AbortSignal.timeout(10_000),
-  })
-  const text = await response.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = undefined
-  }
-  return { status: response.status, headers: response.headers, text, json }
-}
-
-/** `Authorization: Bearer` for a credential. */
-export const bearer = (credential: { readonly token: string }): Record<string, string> => ({
-  authorization: `Bearer ${credential.token}`,
-})
 
 /** JSON content type plus the admin's Bearer token. */
 export const adminJson: Record<string, string> = { ...bearer(ADMIN), "content-type": "application/json" }

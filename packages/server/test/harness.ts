@@ -3,10 +3,13 @@
  * request helper.
  */
 import type { HolderRef } from "@creditlock/core"
+import { bearer, request } from "@creditlock/test-suite/http"
 import { HttpServer } from "@effect/platform"
 import { Effect, Layer, Logger, ManagedRuntime, Option, Redacted } from "effect"
 import { layer } from "../src/Main.js"
 import type { StoreConfig } from "../src/Store.js"
+
+export { bearer, request }
 
 /** An administrator: every customer. Bearer. */
 export const ADMIN = { token: "admin-secret-token-0001", customers: ["*"] } as const
@@ -38,34 +41,6 @@ export const startServer = async (store: StoreConfig): Promise<Running> => {
   if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
   return { base: `http://127.0.0.1:${address.port}`, close: () => runtime.dispose() }
 }
-
-/** A request: method, path, optional headers and body; never hangs longer than 10 s. */
-export const request = async (
-  base: string,
-  method: string,
-  path: string,
-  init: { readonly headers?: Record<string, string>; readonly body?: string } = {},
-): Promise<{ status: number; headers: Headers; text: string; json: unknown }> => {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    ...(init.headers === undefined ? {} : { headers: init.headers }),
-    ...(init.body === undefined ? {} : { body: init.body }),
-    signal: AbortSignal.timeout(10_000),
-  })
-  const text = await response.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = undefined
-  }
-  return { status: response.status, headers: response.headers, text, json }
-}
-
-/** `Authorization: Bearer` for a credential. */
-export const bearer = (credential: { readonly token: string }): Record<string, string> => ({
-  authorization: `Bearer ${credential.token}`,
-})
 
 /** JSON content type plus the admin's Bearer token. */
 export const adminJson: Record<string, string> = { ...bearer(ADMIN), "content-type": "application/json" }
