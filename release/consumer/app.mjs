@@ -1,11 +1,11 @@
-// The Promise facade over memory and SQLite (the file named by argv[2]), from plain ESM JavaScript;
-// prints what it saw as JSON for release/test/consumer.test.ts. Also loads @creditlock/http.
+// The Promise facade over memory, SQLite (the file named by argv[2]) and, when argv[3] names a
+// server, Redis — from plain ESM JavaScript; prints what it saw as JSON for
+// release/test/consumer.test.ts.
 import { CreditError, createCreditEngine } from "@creditlock/core"
-import * as Http from "@creditlock/http"
 import { MemoryStorage } from "@creditlock/memory"
 import { SqliteStorage } from "@creditlock/sqlite"
 
-const filename = process.argv[2]
+const [filename, redisUrl] = process.argv.slice(2)
 const holder = { customerId: "cus_1001", holderType: "contracts", holderId: "sub_42" }
 
 const exercise = async (storage) => {
@@ -55,11 +55,16 @@ const sqlite = await exercise(SqliteStorage.layer({ filename }))
 const reopened = createCreditEngine({ storage: SqliteStorage.layer({ filename }) })
 const again = await reopened.getCredit(holder)
 await reopened.close()
+// Loaded only when asked for, so a project without the Redis adapter runs the rest.
+const redis =
+  redisUrl === undefined
+    ? null
+    : await exercise((await import("@creditlock/redis")).RedisStorage.layer({ url: redisUrl }))
 console.log(
   JSON.stringify({
     memory,
     sqlite,
     reopened: again.current.credit.map((c) => c.amount.value),
-    http: Object.keys(Http).sort(),
+    redis,
   }),
 )

@@ -1,10 +1,16 @@
 /**
- * A consumer outside the repository. The published packages are packed as `pnpm publish` packs
- * them, then installed with npm, with `effect` pinned, into a temporary project under the
- * system's temporary folder (outside the workspace, so nothing resolves through it). There:
- * plain ESM JavaScript drives the Promise facade over memory and SQLite, a strict TypeScript
- * file type-checks under `node16` and `bundler` resolution, npm finds exactly one copy of
- * `effect`, and the Effect quickstart runs.
+ * Consumers outside the repository. The published packages are packed as `pnpm publish` packs
+ * them, then installed with npm, with `effect` pinned, into temporary projects under the system's
+ * temporary folder (outside the workspace, so nothing resolves through it):
+ *
+ * - one on the effect version the workspace develops with, holding every package: plain ESM
+ *   JavaScript drives the Promise facade over memory, SQLite and Redis, a strict TypeScript file
+ *   type-checks under `node16` and `bundler` resolution, npm finds exactly one copy of `effect`,
+ *   the Effect quickstart runs, the HTTP packages load, and `createCreditHandler` serves real
+ *   requests in Express 5 and Express 4 (from the registry) behind `express.json()`;
+ * - one on the lowest effect minor that the core, memory, SQLite and Redis packages accept
+ *   (their peer range starts there; the HTTP packages need what @effect/platform needs): the same
+ *   script, type-check, single copy and quickstart.
  *
  * better-sqlite3's native addon: npm installs with `--ignore-scripts`, then the addon the
  * workspace already compiled is copied in when it is the same better-sqlite3 version and it
@@ -25,67 +31,105 @@ import {
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join, relative } from "node:path"
+import { type RedisServer, startServer } from "@creditlock/test-suite/redis-server"
 import ts from "typescript"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { pack, root, run } from "./pack.js"
 
-/** The effect version the consumer pins (inside every package's peer range). */
+/** The effect version the main consumer pins: the one the workspace develops with. */
 const effectVersion = "3.22.4"
 
-/** What the consumer installs from the registry besides the tarballs. */
+/** The lowest effect the core, memory, SQLite and Redis packages accept (their peer range's floor). */
+const lowestEffectVersion = "3.21.0"
+
+/** What the main consumer installs from the registry besides the tarballs. */
 const registry = [
   `effect@${effectVersion}`,
   "@effect/platform@0.97.2",
   "@effect/platform-node@0.108.2",
   "typescript@5.9.3",
   "@types/node@20",
+  "express@5",
+  "express4@npm:express@4",
 ]
 
-const published = ["packages/core", "packages/memory", "packages/sqlite", "packages/http", "packages/server"]
+const published = [
+  "packages/core",
+  "packages/memory",
+  "packages/sqlite",
+  "packages/redis",
+  "packages/http",
+  "packages/server",
+]
+
+/** The packages whose effect peer range reaches down to {@link lowestEffectVersion}. */
+const lowestPublished = ["packages/core", "packages/memory", "packages/sqlite", "packages/redis"]
 
 const work = mkdtempSync(join(tmpdir(), "creditlock-consumer-"))
-const app = join(work, "app")
+const tarballs = new Map<string, string>()
+let redis: RedisServer | undefined
 
 /** npm's environment: this process's, without the npm_* settings pnpm exports to scripts. */
 const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)))
-const npm = (args: ReadonlyArray<string>) => run("npm", args, app, { env, timeout: 200_000 })
-const node = (args: ReadonlyArray<string>) => run(process.execPath, args, app, { env, timeout: 60_000 })
 
-/** Loads better-sqlite3 in the consumer project; undefined when it works, else why not. */
-const sqliteLoadError = (): string | undefined => {
+const version = (packageJson: string): string =>
+  (JSON.parse(readFileSync(packageJson, "utf8")) as { version: string }).version
+
+/** A consumer project: its folder, and npm and node run there. */
+interface Project {
+  readonly dir: string
+  readonly npm: (args: ReadonlyArray<string>) => Promise<string>
+  readonly node: (args: ReadonlyArray<string>) => Promise<string>
+}
+
+const project = (name: string): Project => {
+  const dir = join(work, name)
+  return {
+    dir,
+    npm: (args) => run("npm", args, dir, { env, timeout: 200_000 }),
+    node: (args) => run(process.execPath, args, dir, { env, timeout: 60_000 }),
+  }
+}
+
+/** Loads better-sqlite3 in the project; undefined when it works, else why not. */
+const sqliteLoadError = async ({ node }: Project): Promise<string | undefined> => {
   try {
-    node(["-e", "const D = require('better-sqlite3'); new D(':memory:').prepare('select 1').get()"])
+    await node(["-e", "const D = require('better-sqlite3'); new D(':memory:').prepare('select 1').get()"])
     return undefined
   } catch (error) {
     return (error as Error).message
   }
 }
 
-const version = (packageJson: string): string =>
-  (JSON.parse(readFileSync(packageJson, "utf8")) as { version: string }).version
-
-beforeAll(() => {
-  if (!relative(root, work).startsWith("..")) throw new Error(`${work} is inside the repository`)
-  const tarballs = published.map((folder) => pack(folder, work))
-  mkdirSync(app)
-  cpSync(join(root, "release", "consumer"), app, { recursive: true })
+/**
+ * Creates the project from release/consumer with the README's Effect quickstart, installs the
+ * packed `packages` and the `dependencies` from the registry, and makes better-sqlite3 load.
+ */
+const install = async (p: Project, packages: ReadonlyArray<string>, dependencies: ReadonlyArray<string>) => {
+  mkdirSync(p.dir)
+  cpSync(join(root, "release", "consumer"), p.dir, { recursive: true })
   // The README's Effect quickstart itself: type-checked as TypeScript, and run as the JavaScript
   // TypeScript emits for it (types erased), so the consumer runs exactly what users copy.
   const quickstart = readFileSync(join(root, "examples", "quickstart-effect.ts"), "utf8")
-  writeFileSync(join(app, "quickstart.ts"), quickstart)
+  writeFileSync(join(p.dir, "quickstart.ts"), quickstart)
   writeFileSync(
-    join(app, "quickstart.mjs"),
+    join(p.dir, "quickstart.mjs"),
     ts.transpileModule(quickstart, {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
     }).outputText,
   )
   writeFileSync(
-    join(app, "package.json"),
+    join(p.dir, "package.json"),
     JSON.stringify({ name: "consumer", version: "1.0.0", private: true, type: "module" }, null, 2),
   )
-  npm(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--save-exact", ...tarballs, ...registry])
+  const packed = packages.map((folder) => {
+    const tarball = tarballs.get(folder)
+    if (tarball === undefined) throw new Error(`${folder} was not packed`)
+    return tarball
+  })
+  await p.npm(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--save-exact", ...packed, ...dependencies])
 
-  const installed = join(app, "node_modules", "better-sqlite3")
+  const installed = join(p.dir, "node_modules", "better-sqlite3")
   const workspaceCopy = dirname(
     realpathSync(
       createRequire(join(root, "packages", "sqlite", "package.json")).resolve("better-sqlite3/package.json"),
@@ -99,12 +143,21 @@ beforeAll(() => {
     mkdirSync(join(installed, "build", "Release"), { recursive: true })
     copyFileSync(join(workspaceCopy, addon), join(installed, addon))
   }
-  if (sqliteLoadError() !== undefined) npm(["rebuild", "better-sqlite3"])
-  const still = sqliteLoadError()
+  if ((await sqliteLoadError(p)) !== undefined) await p.npm(["rebuild", "better-sqlite3"])
+  const still = await sqliteLoadError(p)
   if (still !== undefined) throw new Error(`better-sqlite3 does not load in the consumer project:\n${still}`)
+}
+
+beforeAll(async () => {
+  if (!relative(root, work).startsWith("..")) throw new Error(`${work} is inside the repository`)
+  for (const folder of published) tarballs.set(folder, await pack(folder, work))
+  redis = await startServer()
 }, 240_000)
 
-afterAll(() => rmSync(work, { recursive: true, force: true }))
+afterAll(async () => {
+  await redis?.stop()
+  rmSync(work, { recursive: true, force: true })
+})
 
 interface Run {
   readonly created: boolean
@@ -126,50 +179,136 @@ const parse = <A>(stdout: string): A => {
   }
 }
 
+/** What release/consumer/app.mjs must print for each adapter. */
+const expected: Run = {
+  created: true,
+  balanceGroupId: "bg-1001",
+  lockKeyType: "string",
+  replayed: [false, true],
+  sameEntry: true,
+  refused: { status: 422, code: "INSUFFICIENT_CREDIT" },
+  credit: [{ currencyCode: "GBP", value: 2_500 }],
+  verified: true,
+  entries: 2,
+}
+
+/** Runs app.mjs in `p` over memory, a fresh SQLite file and Redis database `db` (one per project). */
+const checkFacade = async (p: Project, db: number) => {
+  if (redis === undefined) throw new Error("redis-server did not start")
+  const out = parse<{
+    memory: Run
+    sqlite: Run
+    reopened: ReadonlyArray<number>
+    redis: Run | null
+  }>(await p.node(["app.mjs", join(p.dir, "data", "credit.sqlite"), `${redis.url}/${db}`]))
+  expect(out.memory, "over MemoryStorage").toEqual(expected)
+  expect(out.sqlite, "over SqliteStorage").toEqual(expected)
+  expect(out.reopened, "a second engine on the same SQLite file").toEqual([2_500])
+  expect(existsSync(join(p.dir, "data", "credit.sqlite"))).toBe(true)
+  expect(out.redis, "over RedisStorage").toEqual(expected)
+}
+
+const checkTypes = (p: Project, config: string) =>
+  run(join(p.dir, "node_modules", ".bin", "tsc"), ["-p", config], p.dir, { env, timeout: 120_000 })
+
+const checkOneEffect = async (p: Project, pinned: string) => {
+  const copies = (await p.npm(["ls", "effect", "--all", "--parseable"])).split("\n").filter(Boolean)
+  expect(copies, "npm ls effect --all --parseable").toEqual([join(p.dir, "node_modules", "effect")])
+  expect(version(join(p.dir, "node_modules", "effect", "package.json"))).toBe(pinned)
+  const tree = await p.npm(["ls", "effect", "--all", "--json"])
+  const versions = new Set([...tree.matchAll(/"effect":\s*\{\s*"version":\s*"([^"]+)"/g)].map((m) => m[1]))
+  expect([...versions], "the effect versions in npm ls --json").toEqual([pinned])
+}
+
+const checkQuickstart = async (p: Project) => {
+  const printed = await p.node(["quickstart.mjs"])
+  expect(printed).toMatch(/^GBP credit: 1300 pence \(journal entry [0-9a-f-]{36}\)$/m)
+  expect(printed).toContain("journal verified: true")
+}
+
 describe("a consumer installing the packed tarballs with npm", { timeout: 240_000 }, () => {
-  it("runs the Promise facade over memory and SQLite from plain ESM JavaScript", () => {
-    const out = parse<{
-      memory: Run
-      sqlite: Run
-      reopened: ReadonlyArray<number>
-      http: ReadonlyArray<string>
-    }>(node(["app.mjs", join(app, "data", "credit.sqlite")]))
-    const expected: Run = {
-      created: true,
-      balanceGroupId: "bg-1001",
-      lockKeyType: "string",
-      replayed: [false, true],
-      sameEntry: true,
-      refused: { status: 422, code: "INSUFFICIENT_CREDIT" },
-      credit: [{ currencyCode: "GBP", value: 2_500 }],
-      verified: true,
-      entries: 2,
-    }
-    expect(out.memory, "over MemoryStorage").toEqual(expected)
-    expect(out.sqlite, "over SqliteStorage").toEqual(expected)
-    expect(out.reopened, "a second engine on the same SQLite file").toEqual([2_500])
-    expect(existsSync(join(app, "data", "credit.sqlite"))).toBe(true)
-    expect(out.http, "@creditlock/http loads").toEqual(expect.arrayContaining(["Api", "Client", "Server"]))
-  })
+  const app = project("app")
+  beforeAll(() => install(app, published, registry), 240_000)
+
+  it("runs the Promise facade over memory, SQLite and Redis from plain ESM JavaScript", () => checkFacade(app, 1))
 
   for (const config of ["tsconfig.node16.json", "tsconfig.bundler.json"]) {
-    it(`type-checks a strict TypeScript consumer (${config})`, () => {
-      run(join(app, "node_modules", ".bin", "tsc"), ["-p", config], app, { env, timeout: 120_000 })
+    it(`type-checks a strict TypeScript consumer (${config})`, async () => {
+      await checkTypes(app, config)
     })
   }
 
-  it(`installs exactly one copy of effect (${effectVersion})`, () => {
-    const copies = npm(["ls", "effect", "--all", "--parseable"]).split("\n").filter(Boolean)
-    expect(copies, "npm ls effect --all --parseable").toEqual([join(app, "node_modules", "effect")])
-    expect(version(join(app, "node_modules", "effect", "package.json"))).toBe(effectVersion)
-    const tree = npm(["ls", "effect", "--all", "--json"])
-    const versions = new Set([...tree.matchAll(/"effect":\s*\{\s*"version":\s*"([^"]+)"/g)].map((m) => m[1]))
-    expect([...versions], "the effect versions in npm ls --json").toEqual([effectVersion])
+  it(`installs exactly one copy of effect (${effectVersion})`, () => checkOneEffect(app, effectVersion))
+
+  it("runs the Effect quickstart", () => checkQuickstart(app))
+
+  it("loads from CommonJS with import(), and refuses require() with a clear error", async () => {
+    const cjs = `
+      const { createCreditEngine } = await import("@creditlock/core")
+      const { MemoryStorage } = await import("@creditlock/memory")
+      const credit = createCreditEngine({ storage: MemoryStorage.layer() })
+      const holder = { customerId: "c", holderType: "customers", holderId: "c" }
+      const opened = await credit.openHolder(holder)
+      await credit.close()
+      let required = null
+      try { require("@creditlock/core") } catch (error) { required = error.code }
+      console.log(JSON.stringify({ type: typeof exports, created: opened.created, required }))`
+    const out = parse<{ type: string; created: boolean; required: string | null }>(
+      await app.node(["--input-type=commonjs", "-e", `(async () => { ${cjs} })()`]),
+    )
+    expect(out).toEqual({ type: "object", created: true, required: "ERR_PACKAGE_PATH_NOT_EXPORTED" })
   })
 
-  it("runs the Effect quickstart", () => {
-    const printed = node(["quickstart.mjs"])
-    expect(printed).toMatch(/^GBP credit: 1300 pence \(journal entry [0-9a-f-]{36}\)$/m)
-    expect(printed).toContain("journal verified: true")
+  it("loads the HTTP API and the server packages", async () => {
+    const names = parse<{ http: ReadonlyArray<string>; server: ReadonlyArray<string> }>(
+      await app.node([
+        "--input-type=module",
+        "-e",
+        `const http = await import("@creditlock/http"); const server = await import("@creditlock/server");
+         console.log(JSON.stringify({ http: Object.keys(http).sort(), server: Object.keys(server).sort() }))`,
+      ]),
+    )
+    expect(names.http).toEqual(expect.arrayContaining(["Api", "Client", "Server"]))
+    expect(names.server.length).toBeGreaterThan(0)
   })
+
+  for (const [name, major] of [
+    ["express", 5],
+    ["express4", 4],
+  ] as const) {
+    it(`mounts createCreditHandler in Express ${major} behind express.json() from plain ESM JavaScript`, async () => {
+      const out = parse<Record<string, unknown>>(await app.node(["express.mjs", name]))
+      expect(out).toEqual({
+        express: major,
+        refused: { status: 400, code: "INVALID_REQUEST", namesField: true },
+        opened: { status: 201, balanceGroupId: "bg-1001" },
+        locked: { status: 201, keyType: "string" },
+        modified: { status: 200, credit: [{ currencyCode: "GBP", value: 2_500 }] },
+        replayed: true,
+        read: { status: 200, credit: [{ currencyCode: "GBP", value: 2_500 }] },
+        byBalanceGroup: { status: 200, holder: { type: "contract", id: "sub_42" } },
+        app: { status: 200, text: "app ok" },
+      })
+    })
+  }
+})
+
+describe(`a consumer on effect ${lowestEffectVersion}, the floor of the adapters' peer range`, {
+  timeout: 240_000,
+}, () => {
+  const lowest = project("lowest")
+  beforeAll(
+    () => install(lowest, lowestPublished, [`effect@${lowestEffectVersion}`, "typescript@5.9.3", "@types/node@20"]),
+    240_000,
+  )
+
+  it("runs the Promise facade over memory, SQLite and Redis", () => checkFacade(lowest, 2))
+
+  it("type-checks the strict TypeScript consumer (tsconfig.node16.json)", async () => {
+    await checkTypes(lowest, "tsconfig.node16.json")
+  })
+
+  it(`installs exactly one copy of effect (${lowestEffectVersion})`, () => checkOneEffect(lowest, lowestEffectVersion))
+
+  it("runs the Effect quickstart", () => checkQuickstart(lowest))
 })

@@ -25,7 +25,7 @@ const packages = [
   "test",
 ] as const
 
-const pack = (folder: string): string => packInto(folder, out)
+const pack = (folder: string): Promise<string> => packInto(folder, out)
 
 interface Manifest {
   readonly name: string
@@ -36,13 +36,13 @@ interface Manifest {
 
 describe("published packages", () => {
   for (const folder of packages) {
-    it(`${folder}: the packed tarball holds dist/ and passes publint and arethetypeswrong`, () => {
-      const tarball = pack(folder)
-      const files = run("tar", ["tzf", tarball]).split("\n")
+    it(`${folder}: the packed tarball holds dist/ and passes publint and arethetypeswrong`, async () => {
+      const tarball = await pack(folder)
+      const files = (await run("tar", ["tzf", tarball])).split("\n")
       expect(files).toContain("package/dist/src/index.js")
       expect(files).toContain("package/dist/src/index.d.ts")
       expect(files).toContain("package/LICENSE")
-      const text = run("tar", ["xzOf", tarball, "package/package.json"])
+      const text = await run("tar", ["xzOf", tarball, "package/package.json"])
       expect(text).not.toContain("workspace:")
       const manifest = JSON.parse(text) as Manifest
       expect(manifest.dependencies?.effect, "effect must be a peer, not a dependency").toBeUndefined()
@@ -55,15 +55,17 @@ describe("published packages", () => {
           expect(files).toContain(`package/${(target.import as string).slice(2)}`)
         }
       }
-      const lint = run(bin("publint"), ["--strict", tarball])
+      const lint = await run(bin("publint"), ["--strict", tarball])
       expect(lint).toContain("All good!")
       // Exits non-zero on any problem of the ESM resolutions (node16 from ESM, bundler).
-      run(bin("attw"), [tarball, "--profile", "esm-only", "--format", "ascii"])
+      await run(bin("attw"), [tarball, "--profile", "esm-only", "--format", "ascii"])
     }, 120_000)
   }
 
-  it("@creditlock/http installs without a storage adapter or a native addon", () => {
-    const manifest = JSON.parse(run("tar", ["xzOf", pack("packages/http"), "package/package.json"])) as Manifest
+  it("@creditlock/http installs without a storage adapter or a native addon", async () => {
+    const manifest = JSON.parse(
+      await run("tar", ["xzOf", await pack("packages/http"), "package/package.json"]),
+    ) as Manifest
     const names = Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies })
     expect(names).toContain("@creditlock/core")
     for (const forbidden of ["@creditlock/sqlite", "@creditlock/redis", "better-sqlite3", "ioredis"]) {

@@ -15,7 +15,7 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto"
-import { Forbidden, RateLimited, Unauthorized } from "@creditlock/core"
+import { Forbidden, HolderRef, RateLimited, Unauthorized } from "@creditlock/core"
 import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
 import { Clock, Context, Duration, Effect, Either, Exit, Layer, Redacted, Schema } from "effect"
 import { RateLimitedProblem, UnauthorizedProblem } from "./Problem.js"
@@ -28,6 +28,80 @@ export interface Credential {
   readonly username?: string | undefined
   /** The customers this credential may act on; `"*"` means all (an administrator). */
   readonly customers: ReadonlyArray<string>
+}
+
+/**
+ * A credential as plain data, its token a string: what `CREDIT_CREDENTIALS` holds (as JSON) and
+ * what `createCreditHandler` takes. {@link validateCredentials} checks a list of them.
+ */
+export interface PlainCredential {
+  /** 1–1024 characters, no whitespace or control characters. */
+  readonly token: string
+  /** 1–256 characters, no whitespace or control characters; unique within the list. */
+  readonly username?: string | undefined
+  /** A non-empty list of customer ids, or `"*"` for every customer. */
+  readonly customers: ReadonlyArray<string>
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const unsafeText = /[\s\u0000-\u001f\u007f]/
+const isCustomerId = Schema.is(HolderRef.fields.customerId)
+
+/**
+ * Checks a list of {@link PlainCredential}s, the one rule set of every way credentials reach the
+ * API: a non-empty array of `{ token, username?, customers }` objects, no unknown fields, tokens
+ * and usernames of 1–1024 and 1–256 characters without whitespace or control characters, customer
+ * lists non-empty and made of valid customer ids or `"*"`, no credential twice, no username twice
+ * (a username names one credential in logs and for its rate limit). Tokens become `Redacted`.
+ *
+ * A refusal names the list (`name`, e.g. `"CREDIT_CREDENTIALS"`), the position and the field —
+ * `credentials[1].token must be …` — and never repeats a token.
+ */
+export const validateCredentials = (
+  input: unknown,
+  name = "credentials",
+): Either.Either<ReadonlyArray<Credential>, string> => {
+  if (!Array.isArray(input) || input.length === 0) {
+    return Either.left(`${name} must be a non-empty array of credentials { token, username?, customers }`)
+  }
+  const credentials: Array<Credential> = []
+  for (const [i, entry] of input.entries()) {
+    const at = `${name}[${i}]`
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      return Either.left(`${at} must be an object { token, username?, customers }`)
+    }
+    const unknownKeys = Object.keys(entry).filter((k) => k !== "token" && k !== "username" && k !== "customers")
+    if (unknownKeys.length > 0) return Either.left(`${at} has unknown fields: ${unknownKeys.join(", ")}`)
+    const { token, username, customers } = entry as Record<string, unknown>
+    if (typeof token !== "string" || token.length < 1 || token.length > 1024 || unsafeText.test(token)) {
+      return Either.left(`${at}.token must be a string of 1–1024 characters without whitespace or control characters`)
+    }
+    if (
+      username !== undefined &&
+      (typeof username !== "string" || username.length < 1 || username.length > 256 || unsafeText.test(username))
+    ) {
+      return Either.left(`${at}.username must be a string of 1–256 characters without whitespace or control characters`)
+    }
+    if (
+      !Array.isArray(customers) ||
+      customers.length === 0 ||
+      !customers.every((c) => c === "*" || (typeof c === "string" && isCustomerId(c)))
+    ) {
+      return Either.left(`${at}.customers must be a non-empty array of customer ids or "*"`)
+    }
+    const duplicate = credentials.findIndex(
+      (other) => other.username === username && Redacted.value(other.token) === token,
+    )
+    if (duplicate >= 0) return Either.left(`${at} repeats ${name}[${duplicate}]`)
+    const sameName = username === undefined ? -1 : credentials.findIndex((other) => other.username === username)
+    if (sameName >= 0) return Either.left(`${at}.username is already used by ${name}[${sameName}]`)
+    credentials.push({
+      token: Redacted.make(token),
+      ...(username === undefined ? {} : { username }),
+      customers: [...(customers as ReadonlyArray<string>)],
+    })
+  }
+  return Either.right(credentials)
 }
 
 /** Who a request acts as: a configured credential, named for logs without revealing its token. */

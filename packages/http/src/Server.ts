@@ -5,7 +5,12 @@
  * Every form serves the same routes: the API, `GET /openapi.json` (generated from the API
  * definition) and `GET /docs` (Swagger UI), behind the same guard (64 KiB body limit, problem
  * responses, one structured log line per request: method, route template, status, duration —
- * never a header, a token or a lock key).
+ * never a header, a token or a lock key). Mounted behind a body parser that read the request
+ * stream first (Express's `express.json()`, …), the node:http handlers use what it left in
+ * `req.body`, checked like a body they read themselves.
+ *
+ * For code that does not use Effect, `createCreditHandler` (module `CreditHandler`) takes plain
+ * options and resolves to a handler that is also an Express middleware.
  *
  * The storage is the caller's: this package depends on no adapter. The `creditlock` executable,
  * which configures this server from the environment and picks the store, is @creditlock/server.

@@ -6,11 +6,23 @@
  * the caller, and the standalone `creditlock` server (configuration, store selection) is
  * @creditlock/server.
  *
+ * `createCreditHandler` mounts the API in an existing `node:http` server or Express app from code
+ * that does not use Effect: plain options in, a request handler and `close` out.
+ *
  * @module
  */
 export * as Api from "./Api.js"
 export * as Auth from "./Auth.js"
 export * as Client from "./Client.js"
+/** The API mounted in a `node:http` server or an Express app, for code that does not use Effect. */
+export {
+  CREDIT_API_PATHS,
+  type CreditHandler,
+  type CreditHandlerOptions,
+  type CreditRequestHandler,
+  createCreditHandler,
+  isCreditApiPath,
+} from "./CreditHandler.js"
 export * as Handlers from "./Handlers.js"
 export * as Problem from "./Problem.js"
 export * as Representation from "./Representation.js"

@@ -2,8 +2,9 @@
  * The outermost middleware of the API: reads and checks the request body before any route sees it,
  * turns every failure into a problem response, and writes one structured log line per request.
  *
- * The body is read here, once, within the size limit, and handed to the routes as already-parsed
- * data: whatever a client sends (invalid JSON, JSON nested more than 64 levels deep, invalid UTF-8,
+ * The body is read here, once, within the size limit (from the stream, or — behind a body parser
+ * that read the stream first — from the parser's `req.body`, encoded again; see `preParsed`), and
+ * handed to the routes as already-parsed data: whatever a client sends (invalid JSON, JSON nested more than 64 levels deep, invalid UTF-8,
  * a media type no route accepts, an oversize or unreadable body, malformed percent-encoding in the
  * path) ends as a 4xx problem, never as a defect. This happens before authentication, so it holds
  * for every caller, with or without a valid credential. Defects end as a 500 problem that says
@@ -32,7 +33,8 @@ import {
   RouteNotFound,
   UnsupportedMediaType,
 } from "../Problem.js"
-import { exceedsJsonDepth, MAX_JSON_DEPTH } from "./jsonDepth.js"
+import { exceedsJsonDepth, JSON_DEPTH_DETAIL, MAX_JSON_DEPTH } from "./jsonDepth.js"
+import { bodyReadBefore } from "./preParsed.js"
 
 /** How the guard behaves. */
 export interface GuardOptions {
@@ -123,11 +125,15 @@ const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => 
 
 const tooLarge = (max: number) => new PayloadTooLarge({ detail: `the request body exceeds ${max} bytes` })
 
-/** Reads the whole body within `max` bytes. */
+/**
+ * Reads the whole body within `max` bytes — from the stream, or, when middleware read the stream
+ * first (a body parser in front of a mounted API), from what it left in `req.body`.
+ */
 const readBody = (
   request: HttpServerRequest.HttpServerRequest,
   max: number,
-): Effect.Effect<Uint8Array, InvalidRequest | PayloadTooLarge> =>
+  media: string | undefined,
+): Effect.Effect<Uint8Array, InvalidRequest | PayloadTooLarge | InternalError> =>
   Effect.gen(function* () {
     const declared = request.headers["content-length"]
     if (declared !== undefined) {
@@ -138,6 +144,15 @@ const readBody = (
     }
     // A Fetch API request without a body has no stream at all (rather than an empty one).
     if (request.source instanceof Request && request.source.body === null) return new Uint8Array(0)
+    const before = bodyReadBefore(request.source, media)
+    if (before !== undefined) {
+      if (before._tag === "Refused") {
+        if (before.error._tag === "InternalError") yield* Effect.logError(before.error.detail)
+        return yield* before.error
+      }
+      if (before.bytes.length > max) return yield* tooLarge(max)
+      return before.bytes
+    }
     const chunks: Array<Uint8Array> = []
     let size = 0
     yield* request.stream.pipe(
@@ -160,7 +175,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
 const prepare = (
   request: HttpServerRequest.HttpServerRequest,
   options: GuardOptions,
-): Effect.Effect<HttpServerRequest.HttpServerRequest, InvalidRequest | PayloadTooLarge | UnsupportedMediaType> =>
+): Effect.Effect<
+  HttpServerRequest.HttpServerRequest,
+  InvalidRequest | PayloadTooLarge | UnsupportedMediaType | InternalError
+> =>
   Effect.gen(function* () {
     const path = pathOf(request.url)
     try {
@@ -173,8 +191,8 @@ const prepare = (
       return yield* new InvalidRequest({ detail: "the path has an empty segment" })
     }
     if (!HttpMethod.hasBody(request.method)) return request
-    const bytes = yield* readBody(request, options.maxBodyBytes)
     const media = mediaType(request.headers["content-type"])
+    const bytes = yield* readBody(request, options.maxBodyBytes, media)
     if (bytes.length === 0) return withBody(request, bytes, "", {})
     if (media !== undefined && media !== jsonMedia && media !== formMedia) {
       return yield* new UnsupportedMediaType({
@@ -191,9 +209,7 @@ const prepare = (
     // Checked on the text, before parsing: decoding a value and formatting its errors recurse
     // into it, so a deeply nested one would overflow the stack; the scan is a plain loop.
     if (exceedsJsonDepth(text, MAX_JSON_DEPTH)) {
-      return yield* new InvalidRequest({
-        detail: `the JSON body nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep; at most ${MAX_JSON_DEPTH} are accepted`,
-      })
+      return yield* new InvalidRequest({ detail: JSON_DEPTH_DETAIL })
     }
     let json: unknown
     try {

@@ -13,6 +13,9 @@
 /** The deepest nesting of arrays and objects a request body may have. */
 export const MAX_JSON_DEPTH = 64
 
+/** Why a body nesting deeper than {@link MAX_JSON_DEPTH} is refused (the detail of its 400). */
+export const JSON_DEPTH_DETAIL = `the JSON body nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep; at most ${MAX_JSON_DEPTH} are accepted`
+
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const OPEN_ARRAY = 0x5b
@@ -43,6 +46,24 @@ export const exceedsJsonDepth = (text: string, max: number = MAX_JSON_DEPTH): bo
       if (depth > max) return true
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
       depth--
+    }
+  }
+  return false
+}
+
+/**
+ * Whether an already-parsed JSON value nests arrays or objects more than `max` levels deep, by the
+ * same count as {@link exceedsJsonDepth}. An explicit stack, no recursion; it stops at the first
+ * container beyond `max`.
+ */
+export const valueExceedsDepth = (value: unknown, max: number = MAX_JSON_DEPTH): boolean => {
+  const pending: Array<readonly [value: unknown, depth: number]> = [[value, 1]]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [current, depth] = next
+    if (typeof current !== "object" || current === null) continue
+    if (depth > max) return true
+    for (const child of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof child === "object" && child !== null) pending.push([child, depth + 1])
     }
   }
   return false
