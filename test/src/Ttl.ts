@@ -27,7 +27,11 @@ export const ttlTests = (storage: StorageLayer) => {
           yield* engine.modify(ref, first.lock.key, change("GBP", 1))
 
           yield* TestClock.adjust("1 millis")
-          const expired = yield* expectRejected(ref, "LockExpired", engine.modify(ref, first.lock.key, change("GBP", 1)))
+          const expired = yield* expectRejected(
+            ref,
+            "LockExpired",
+            engine.modify(ref, first.lock.key, change("GBP", 1)),
+          )
           expect(expired).toMatchObject({ code: "LOCK_EXPIRED", status: 423, expiredAt: new Date(120_000) })
           yield* expectRejected(ref, "LockNotHeld", engine.modify(ref, "never-granted", change("GBP", 1)))
           const second = yield* engine.lock(ref)
