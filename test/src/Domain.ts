@@ -496,6 +496,34 @@ export const domainTests = (storage: StorageLayer) => {
             engine.modify(ref, "whatever", change("GBP", 1)),
           )
           expect(mismatch.code).toBe("LOCK_KEY_MISMATCH")
+          const now = yield* TestClock.currentTimeMillis
+          expect(mismatch, "says when the live lock expires").toMatchObject({ expiresAt: new Date(now + 120_000) })
+        }),
+      ),
+    )
+
+    it.effect("fencing tokens increase with every grant: release, takeover, admin unlock; entries record them", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = yield* opened()
+          const tokens: Array<number> = []
+          const first = yield* engine.lock(ref)
+          tokens.push(first.lock.token)
+          yield* engine.modify(ref, first.lock.key, change("GBP", 10))
+          yield* engine.unlock(ref, first.lock.key)
+          tokens.push((yield* engine.lock(ref)).lock.token)
+          yield* TestClock.adjust("121 seconds")
+          const takeover = yield* engine.lock(ref)
+          tokens.push(takeover.lock.token)
+          yield* engine.modify(ref, takeover.lock.key, change("GBP", 5))
+          yield* engine.unlockCustomer({ customerId: ref.customerId })
+          tokens.push((yield* engine.lock(ref)).lock.token)
+          expect(tokens).toEqual([1, 2, 3, 4])
+          const entries = (yield* engine.journal(ref)).entries.filter((e) => e.kind === "modification")
+          expect(entries.map((e) => e.lockToken)).toEqual([1, 3])
+          // The token is the holder's own: another holder starts at 1.
+          expect((yield* engine.lock(yield* opened())).lock.token).toBe(1)
         }),
       ),
     )

@@ -22,7 +22,20 @@ export const facadeTests = (storage: StorageLayer) => {
 
       const locked = await engine.lock(ref).catch((e: unknown) => e)
       expect(locked).toBeInstanceOf(CreditError)
-      expect(locked).toMatchObject({ tag: "CreditLocked", status: 423, code: "CREDIT_LOCKED", title: "Locked" })
+      expect(locked).toMatchObject({
+        tag: "CreditLocked",
+        status: 423,
+        code: "CREDIT_LOCKED",
+        title: "Locked",
+        expiresAt: lock.expiry,
+      })
+      expect(lock.token, "the first grant's fencing token").toBe(1)
+      expect(
+        (await engine.modify(ref, "not-the-key", change("GBP", 1)).catch((e: unknown) => e)) as CreditError,
+      ).toMatchObject({
+        code: "LOCK_KEY_MISMATCH",
+        expiresAt: lock.expiry,
+      })
       const insufficient = await engine.modify(ref, lock.key, change("GBP", -251)).catch((e: unknown) => e)
       expect(insufficient).toMatchObject({ status: 422, code: "INSUFFICIENT_CREDIT" })
       const invalid = await engine.modify(ref, lock.key, { reason: "", modifications: [] }).catch((e: unknown) => e)

@@ -250,7 +250,7 @@ export const faultTests = (storage: StorageLayer) => {
           const pending = yield* Effect.fork(engine.modify(ref, key, change("GBP", 5, "r", "held-2")))
           yield* TestClock.adjust("121 seconds")
           const refusal = yield* Effect.flip(pending)
-          expect(refusal._tag).toBe("LockNotHeld")
+          expect(refusal._tag).toBe("LockExpired")
           expect((yield* storage.commit(control.held as CommitRequest))._tag).toBe("Conflict")
           expect(yield* creditValue(ref, "GBP")).toBe(10)
           expect(yield* entriesWith(ref, "held-2")).toHaveLength(0)
@@ -266,7 +266,7 @@ export const faultTests = (storage: StorageLayer) => {
           control.next = "held"
           control.failLoads = 1
           const pending = yield* Effect.fork(engine.modify(ref, key, change("GBP", 100, "top-up")))
-          // The lock expires, so the engine would refuse (LockNotHeld) — but first it must fence the
+          // The lock expires, so the engine would refuse (LockExpired) — but first it must fence the
           // lost commit, and the lost commit arrives just before the fence.
           control.landHeldBeforeNext = true
           yield* TestClock.adjust("121 seconds")

@@ -3,6 +3,8 @@
  * of open / lock / modify / unlock / unlockCustomer / clock advances run against the engine over
  * the adapter and against a small reference model; every outcome must agree, and after every step
  * the holder's credit matches the model, never goes below the minimum, and its journal balances.
+ * Lock fencing tokens increase by exactly one per grant on each holder (across expiry, takeover
+ * and admin unlocks), and each modification's journal entry records the token of its lock.
  *
  * @module
  */
@@ -18,7 +20,10 @@ const CURRENCIES = ["GBP", "EUR"] as const
 interface ModelHolder {
   open: boolean
   readonly credit: Map<string, number>
-  lock: { readonly key: string; readonly expiresAt: number } | null
+  /** The last lock granted, live or expired; null once released. */
+  lock: { readonly key: string; readonly expiresAt: number; readonly token: number } | null
+  /** The fencing token of the last grant (0: none). */
+  lastToken: number
   readonly keys: Array<string>
   entries: number
 }
@@ -88,7 +93,9 @@ class Lock implements fc.AsyncCommand<Model, Real> {
     if (Either.isRight(result)) {
       const key = Redacted.value(result.right.lock.key)
       expect(result.right.lock.expiry.getTime()).toBe(m.now + TTL)
-      h.lock = { key, expiresAt: m.now + TTL }
+      expect(result.right.lock.token, "the next fencing token").toBe(h.lastToken + 1)
+      h.lastToken = result.right.lock.token
+      h.lock = { key, expiresAt: m.now + TTL, token: h.lastToken }
       h.keys.push(key)
     }
     await checkHolder(m, r, this.i)
@@ -118,7 +125,9 @@ class Modify implements fc.AsyncCommand<Model, Real> {
     const expected = !h.open
       ? "HolderNotFound"
       : !live(h, m.now)
-        ? "LockNotHeld"
+        ? h.lock?.key === key
+          ? "LockExpired"
+          : "LockNotHeld"
         : h.lock?.key !== key
           ? "LockKeyMismatch"
           : this.deltas.some(([c, v]) => v < 0 && (h.credit.get(c) ?? 0) + v < 0)
@@ -128,6 +137,12 @@ class Modify implements fc.AsyncCommand<Model, Real> {
     if (expected === "ok") {
       for (const [c, v] of this.deltas) h.credit.set(c, (h.credit.get(c) ?? 0) + v)
       h.entries++
+      const page = Either.getOrThrow(
+        await r.run(
+          Effect.flatMap(CreditEngine, (e) => e.journal(r.refs[this.i] as HolderRef, { after: h.entries - 1 })),
+        ),
+      )
+      expect(page.entries[0]?.lockToken, "the entry records its lock's token").toBe(h.lock?.token)
     }
     await checkHolder(m, r, this.i)
   }
@@ -153,7 +168,8 @@ class Unlock implements fc.AsyncCommand<Model, Real> {
           ? "LockKeyMismatch"
           : "ok"
     expect(tagOf(result)).toBe(expected)
-    if (expected === "ok") h.lock = null
+    // Only a live lock is released; an expired one stays the holder's last lock.
+    if (expected === "ok" && live(h, m.now)) h.lock = null
     await checkHolder(m, r, this.i)
   }
   toString = () => `unlock(${this.i}, ${this.pick}#${this.staleIndex})`
@@ -236,7 +252,14 @@ export const modelTests = (storage: StorageLayer, options: ModelOptions = {}) =>
                 const setup = () => ({
                   model: {
                     now: 0,
-                    holders: refs.map(() => ({ open: false, credit: new Map(), lock: null, keys: [], entries: 0 })),
+                    holders: refs.map(() => ({
+                      open: false,
+                      credit: new Map(),
+                      lock: null,
+                      lastToken: 0,
+                      keys: [],
+                      entries: 0,
+                    })),
                   },
                   real,
                 })

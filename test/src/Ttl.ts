@@ -27,7 +27,13 @@ export const ttlTests = (storage: StorageLayer) => {
           yield* engine.modify(ref, first.lock.key, change("GBP", 1))
 
           yield* TestClock.adjust("1 millis")
-          yield* expectRejected(ref, "LockNotHeld", engine.modify(ref, first.lock.key, change("GBP", 1)))
+          const expired = yield* expectRejected(
+            ref,
+            "LockExpired",
+            engine.modify(ref, first.lock.key, change("GBP", 1)),
+          )
+          expect(expired).toMatchObject({ code: "LOCK_EXPIRED", status: 423, expiredAt: new Date(120_000) })
+          yield* expectRejected(ref, "LockNotHeld", engine.modify(ref, "never-granted", change("GBP", 1)))
           const second = yield* engine.lock(ref)
           expect(second.lock.expiry.getTime()).toBe(240_000)
           yield* expectRejected(ref, "LockKeyMismatch", engine.modify(ref, first.lock.key, change("GBP", 1)))
@@ -49,7 +55,7 @@ export const ttlTests = (storage: StorageLayer) => {
             yield* TestClock.adjust("10 seconds")
             if (i < 11) yield* engine.modify(ref, lock.key, change("GBP", 1))
           }
-          yield* expectRejected(ref, "LockNotHeld", engine.modify(ref, lock.key, change("GBP", 1)))
+          yield* expectRejected(ref, "LockExpired", engine.modify(ref, lock.key, change("GBP", 1)))
           yield* engine.lock(ref)
         }),
       ),

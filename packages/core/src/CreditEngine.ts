@@ -23,6 +23,7 @@ import type {
   IdempotencyConflict,
   InsufficientCredit,
   InvalidRequest,
+  LockExpired,
   LockKeyMismatch,
   LockNotHeld,
   OutcomeUnknown,
@@ -134,6 +135,7 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       | IdempotencyConflict
       | LockNotHeld
       | LockKeyMismatch
+      | LockExpired
       | AmountOutOfRange
       | InsufficientCredit
       | CreditLimitExceeded

@@ -150,7 +150,7 @@ export class AmountOutOfRange extends Schema.TaggedError<AmountOutOfRange>()("Am
   }
 }
 
-/** The holder has a live lock (held by anyone); `detail` may say when it expires, never the key (423). */
+/** The holder has a live lock (held by anyone) until `expiresAt`; never says its key (423). */
 export class CreditLocked extends Schema.TaggedError<CreditLocked>()("CreditLocked", {
   ...fields,
   expiresAt: Schema.optional(Schema.DateFromSelf),
@@ -166,7 +166,10 @@ export class CreditLocked extends Schema.TaggedError<CreditLocked>()("CreditLock
   }
 }
 
-/** A modification was attempted without a live lock on the holder (423). */
+/**
+ * A modification was attempted without a live lock on the holder, and the key presented is not
+ * that of the holder's last lock (never locked, released, or released by an administrator) (423).
+ */
 export class LockNotHeld extends Schema.TaggedError<LockNotHeld>()("LockNotHeld", fields) {
   get status(): 423 {
     return 423
@@ -179,8 +182,11 @@ export class LockNotHeld extends Schema.TaggedError<LockNotHeld>()("LockNotHeld"
   }
 }
 
-/** The holder has a live lock, but the key presented is not its key (423). */
-export class LockKeyMismatch extends Schema.TaggedError<LockKeyMismatch>()("LockKeyMismatch", fields) {
+/** The holder has a live lock until `expiresAt`, but the key presented is not its key (423). */
+export class LockKeyMismatch extends Schema.TaggedError<LockKeyMismatch>()("LockKeyMismatch", {
+  ...fields,
+  expiresAt: Schema.optional(Schema.DateFromSelf),
+}) {
   get status(): 423 {
     return 423
   }
@@ -189,6 +195,26 @@ export class LockKeyMismatch extends Schema.TaggedError<LockKeyMismatch>()("Lock
   }
   get code(): string {
     return "LOCK_KEY_MISMATCH"
+  }
+}
+
+/**
+ * The key presented is that of the holder's last lock, which expired at `expiredAt` and has not
+ * been replaced: the caller's lock ran out. Lock again (the credit may have been changed by no one,
+ * but nothing done under the old key is accepted any more) (423).
+ */
+export class LockExpired extends Schema.TaggedError<LockExpired>()("LockExpired", {
+  ...fields,
+  expiredAt: Schema.DateFromSelf,
+}) {
+  get status(): 423 {
+    return 423
+  }
+  get title(): string {
+    return "Locked"
+  }
+  get code(): string {
+    return "LOCK_EXPIRED"
   }
 }
 
@@ -295,6 +321,7 @@ export const CreditEngineError = Schema.Union(
   CreditLocked,
   LockNotHeld,
   LockKeyMismatch,
+  LockExpired,
   RateLimited,
   StorageUnavailable,
   OutcomeUnknown,

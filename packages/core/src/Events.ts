@@ -14,6 +14,8 @@ export interface LockGranted {
   readonly at: Date
   readonly expiresAt: Date
   readonly tookOver: boolean
+  /** The lock's fencing token (see `GrantedLock`). */
+  readonly token: number
 }
 
 /** An expired lock was replaced by a new one (published just before the matching LockGranted). */

@@ -58,6 +58,11 @@ export interface HolderDocument {
   readonly balances: ReadonlyArray<Balance>
   /** The last lock granted, live or not; liveness is judged against the clock at each operation. */
   readonly lock: LockState | null
+  /**
+   * The fencing token of the last lock granted (absent: none yet, 0). Kept on the document, not on
+   * the lock, so it survives releases and takeovers; the next grant takes this + 1.
+   */
+  readonly lastLockToken?: number
   /** The `seq` of the last journal entry (entries are numbered from 1). */
   readonly journalSeq: number
   /** Credit limits per currency; absent until limits are first set. */

@@ -41,6 +41,8 @@ export interface JournalEntry {
   readonly thresholds?: ReadonlyArray<ThresholdRecord>
   /** For `balance-group` entries: the alias attached to the holder. */
   readonly balanceGroupId?: string
+  /** For modifications: the fencing token of the lock they were made under (see `GrantedLock`). */
+  readonly lockToken?: number
   /** For admin unlocks: when the released lock would have expired, epoch ms. */
   readonly releasedLockExpiresAt?: number
 }

@@ -11,17 +11,30 @@
 import type { Redacted } from "effect"
 import type { CreditView } from "./Holder.js"
 
-/** A granted lock as stored: the key's SHA-256 and its validity, epoch ms. */
+/** A granted lock as stored: the key's SHA-256, its validity (epoch ms) and its fencing token. */
 export interface LockState {
   readonly keyHash: string
   readonly grantedAt: number
   readonly expiresAt: number
+  /** The lock's fencing token (absent on locks granted before tokens were kept). */
+  readonly token?: number
 }
 
-/** A granted lock: the key to present to `modify`/`unlock`, and when it expires. */
+/**
+ * A granted lock: the key to present to `modify`/`unlock`, when it expires, and its fencing
+ * token.
+ *
+ * The token is a per-holder integer that strictly increases with every grant — across takeovers
+ * of expired locks, administrative unlocks and restarts, on every adapter, because the holder's
+ * document carries the last one issued and commits it with the grant. Journal entries made under
+ * the lock record it (`lockToken`). A caller fences its own side effects with it: a store that
+ * remembers the highest token it has seen for the holder refuses a write carrying a lower one, so
+ * a caller whose lock expired (and was taken over) cannot overwrite the work of its successor.
+ */
 export interface GrantedLock {
   readonly key: Redacted.Redacted<string>
   readonly expiry: Date
+  readonly token: number
 }
 
 /** The result of `lock`: the holder's current credit and the lock. */

@@ -32,14 +32,28 @@ export class CreditError extends Error {
   readonly code: string
   readonly title: string
   readonly detail: string
+  /**
+   * For the 423s: when the lock in the way expires (CreditLocked, LockKeyMismatch), or when the
+   * caller's own lock expired (LockExpired). Absent otherwise.
+   */
+  readonly expiresAt: Date | undefined
 
-  constructor(fields: { tag: string; status: number; code: string; title: string; detail: string; cause?: unknown }) {
+  constructor(fields: {
+    tag: string
+    status: number
+    code: string
+    title: string
+    detail: string
+    expiresAt?: Date | undefined
+    cause?: unknown
+  }) {
     super(`${fields.title}: ${fields.detail}`, fields.cause === undefined ? undefined : { cause: fields.cause })
     this.tag = fields.tag
     this.status = fields.status
     this.code = fields.code
     this.title = fields.title
     this.detail = fields.detail
+    this.expiresAt = fields.expiresAt
   }
 
   /** The facade's view of a typed engine error. */
@@ -50,15 +64,16 @@ export class CreditError extends Error {
       code: error.code,
       title: error.title,
       detail: error.detail,
+      expiresAt: "expiresAt" in error ? error.expiresAt : "expiredAt" in error ? error.expiredAt : undefined,
       cause: error,
     })
   }
 }
 
-/** A granted lock with its key as a plain string (keep it out of logs). */
+/** A granted lock with its key as a plain string (keep it out of logs), its expiry and fencing token. */
 export interface PlainLockResult {
   readonly credit: CreditView
-  readonly lock: { readonly key: string; readonly expiry: Date }
+  readonly lock: { readonly key: string; readonly expiry: Date; readonly token: number }
 }
 
 /** The engine's operations as async functions; see `CreditEngine` for each contract. */
@@ -134,7 +149,7 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
     lock: (ref) =>
       run((e) => e.lock(ref)).then((r) => ({
         credit: r.credit,
-        lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry },
+        lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry, token: r.lock.token },
       })),
     modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
     unlock: (ref, key) => run((e) => e.unlock(ref, key)),

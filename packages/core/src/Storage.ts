@@ -88,8 +88,16 @@ export const entryIndexKeys = (entries: ReadonlyArray<JournalEntry>): ReadonlyAr
     ...(e.reference === undefined ? [] : [{ kind: "order" as const, value: e.reference }]),
   ])
 
-/** The document format written by {@link encodeDocument}; bumped on incompatible change. */
-const documentFormat = 1
+/**
+ * The document format written by {@link encodeDocument}; bumped on incompatible change. Format 2
+ * added the lock fencing token (`lastLockToken`, `lock.token`): a version that knows only format 1
+ * refuses these documents instead of granting locks without advancing the token. Format 1
+ * documents are read as they are (no token issued yet).
+ */
+const documentFormat = 2
+
+/** The older formats {@link decodeDocument} still reads. */
+const readableFormats: ReadonlyArray<number> = [1, documentFormat]
 
 /** Serialises a holder document for storage (JSON). */
 export const encodeDocument = (document: HolderDocument): string =>
@@ -101,8 +109,10 @@ export const encodeDocument = (document: HolderDocument): string =>
  */
 export const decodeDocument = (json: string): HolderDocument => {
   const { format, ...document } = JSON.parse(json) as HolderDocument & { format: number }
-  if (format !== documentFormat) {
-    throw new Error(`holder document format ${format} is not supported (expected ${documentFormat})`)
+  if (!readableFormats.includes(format)) {
+    throw new Error(
+      `holder document format ${format} is not supported (this version reads ${readableFormats.join(" and ")}); upgrade @creditlock/core`,
+    )
   }
   return document
 }

@@ -46,6 +46,7 @@ export {
   IdempotencyConflict,
   InsufficientCredit,
   InvalidRequest,
+  LockExpired,
   LockKeyMismatch,
   LockNotHeld,
   OutcomeUnknown,

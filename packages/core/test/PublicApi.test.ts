@@ -81,6 +81,7 @@ const expected: Record<keyof typeof entryPoints, ReadonlyArray<string>> = {
     "IdempotencyConflict",
     "InsufficientCredit",
     "InvalidRequest",
+    "LockExpired",
     "LockKeyMismatch",
     "LockNotHeld",
     "OutcomeUnknown",

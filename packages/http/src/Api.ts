@@ -25,6 +25,7 @@ import {
   InsufficientCreditProblem,
   InternalErrorProblem,
   InvalidRequestProblem,
+  LockExpiredProblem,
   LockKeyMismatchProblem,
   LockNotHeldProblem,
   OutcomeUnknownProblem,
@@ -116,6 +117,7 @@ export class CreditGroup extends HttpApiGroup.make("credit")
       .addError(AmountOutOfRangeProblem)
       .addError(LockNotHeldProblem)
       .addError(LockKeyMismatchProblem)
+      .addError(LockExpiredProblem)
       .addError(OutcomeUnknownProblem)
       .annotateContext(
         OpenApi.annotations({

@@ -68,7 +68,10 @@ export const CreditLive = HttpApiBuilder.group(CreditLockApi, "credit", (handler
         Effect.gen(function* () {
           yield* requireCustomer(path.customerId)
           const { credit, lock } = yield* engine.lock(refOf(path))
-          return { data: { credit: creditStateJson(credit), lock: { key: lock.key, expiry: lock.expiry } }, meta: {} }
+          return {
+            data: { credit: creditStateJson(credit), lock: { key: lock.key, expiry: lock.expiry, token: lock.token } },
+            meta: {},
+          }
         }),
       )
       .handle("modify", ({ path, headers, payload }) =>

@@ -28,6 +28,7 @@ import {
   IdempotencyConflict,
   InsufficientCredit,
   InvalidRequest,
+  LockExpired,
   LockKeyMismatch,
   LockNotHeld,
   OutcomeUnknown,
@@ -124,9 +125,10 @@ export const isProblemLike = (u: unknown): u is ProblemLike =>
   typeof u.detail === "string"
 
 /**
- * One item of a problem body. `retryAfter` (seconds) mirrors the `Retry-After` header on 429 and
- * 503. Some errors carry further members (`entryId` on OUTCOME_UNKNOWN; `customerId`, `released`
- * and `pending` on UNLOCK_INCOMPLETE).
+ * One item of a problem body. `retryAfter` (seconds) mirrors the `Retry-After` header on 423, 429
+ * and 503. Some errors carry further members (`expiresAt` on CREDIT_LOCKED and LOCK_KEY_MISMATCH,
+ * `expiredAt` on LOCK_EXPIRED, `entryId` on OUTCOME_UNKNOWN; `customerId`, `released` and
+ * `pending` on UNLOCK_INCOMPLETE).
  */
 export const ProblemItem = Schema.Struct(
   {
@@ -147,9 +149,21 @@ export const ProblemBody = Schema.Struct({ error: Schema.Array(ProblemItem) }).a
 /** The body of every error response. */
 export type ProblemBody = typeof ProblemBody.Type
 
-/** Seconds a client should wait before retrying, for the errors that have such a hint (429 and every 503). */
-export const retryAfterSeconds = (error: ProblemLike, storageRetrySeconds: number): number | undefined => {
+/**
+ * Seconds a client should wait before retrying, for the errors that have such a hint: 429, every
+ * 503, and every 423 — until the live lock in the way expires (CREDIT_LOCKED, LOCK_KEY_MISMATCH),
+ * or 0 when no live lock is in the way (LOCK_NOT_HELD, LOCK_EXPIRED: lock again at once).
+ */
+export const retryAfterSeconds = (
+  error: ProblemLike,
+  storageRetrySeconds: number,
+  now: number = Date.now(),
+): number | undefined => {
   if (error instanceof RateLimited) return Math.max(1, Math.ceil(error.retryAfterSeconds))
+  if (error instanceof CreditLocked || error instanceof LockKeyMismatch) {
+    return error.expiresAt === undefined ? 0 : Math.max(0, Math.ceil((error.expiresAt.getTime() - now) / 1000))
+  }
+  if (error instanceof LockNotHeld || error instanceof LockExpired) return 0
   if (error instanceof StorageUnavailable || error instanceof OutcomeUnknown || error instanceof UnlockIncomplete) {
     return storageRetrySeconds
   }
@@ -177,6 +191,10 @@ export const problemDetail = (error: ProblemLike): string => {
 
 /** The members a problem item carries beyond status, title, detail, code and retryAfter. */
 const problemMembers = (error: ProblemLike): Record<string, unknown> => {
+  if (error instanceof CreditLocked || error instanceof LockKeyMismatch) {
+    return error.expiresAt === undefined ? {} : { expiresAt: error.expiresAt.toISOString() }
+  }
+  if (error instanceof LockExpired) return { expiredAt: error.expiredAt.toISOString() }
   if (error instanceof OutcomeUnknown) return error.entryId === undefined ? {} : { entryId: error.entryId }
   if (error instanceof UnlockIncomplete) {
     return {
@@ -345,11 +363,15 @@ export const AmountOutOfRangeProblem = problem(
   (detail) => new AmountOutOfRange({ detail }),
   "A value would leave the safe integer range",
 )
-/** 423 CREDIT_LOCKED as a problem response. */
+/** An instant member of a problem item (ISO 8601). */
+const instant = (text: string | undefined) => (text === undefined ? undefined : new Date(text))
+
+/** 423 CREDIT_LOCKED as a problem response; `expiresAt` and `Retry-After` say when the lock expires. */
 export const CreditLockedProblem = problem(
   CreditLocked,
-  (detail) => new CreditLocked({ detail }),
-  "The credit is locked by someone",
+  (detail, item) => new CreditLocked({ detail, expiresAt: instant(item.expiresAt) }),
+  "The credit is locked by someone until expiresAt (Retry-After: the seconds until then)",
+  { fields: { expiresAt: Schema.optional(Schema.String) }, sample: {} },
 )
 /** 423 LOCK_NOT_HELD as a problem response. */
 export const LockNotHeldProblem = problem(
@@ -357,11 +379,19 @@ export const LockNotHeldProblem = problem(
   (detail) => new LockNotHeld({ detail }),
   "No live lock is held on the credit",
 )
-/** 423 LOCK_KEY_MISMATCH as a problem response. */
+/** 423 LOCK_KEY_MISMATCH as a problem response; `expiresAt` says when the live lock expires. */
 export const LockKeyMismatchProblem = problem(
   LockKeyMismatch,
-  (detail) => new LockKeyMismatch({ detail }),
-  "The lock key is not the live lock's key",
+  (detail, item) => new LockKeyMismatch({ detail, expiresAt: instant(item.expiresAt) }),
+  "The lock key is not the live lock's key; that lock expires at expiresAt (Retry-After: the seconds until then)",
+  { fields: { expiresAt: Schema.optional(Schema.String) }, sample: {} },
+)
+/** 423 LOCK_EXPIRED as a problem response: the caller's own lock ran out at `expiredAt`. */
+export const LockExpiredProblem = problem(
+  LockExpired,
+  (detail, item) => new LockExpired({ detail, expiredAt: new Date(item.expiredAt) }),
+  "The lock this key was granted has expired (at expiredAt): lock again; nothing was changed",
+  { fields: { expiredAt: Schema.String }, sample: { expiredAt: new Date(0).toISOString() } },
 )
 /** 429 RATE_LIMITED as a problem response; `Retry-After` says when to retry. */
 export const RateLimitedProblem = problem(

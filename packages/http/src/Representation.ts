@@ -93,11 +93,17 @@ export const LockKey = Schema.Redacted(
   ),
 ).annotations({ description: "The key returned by _lock" })
 
-/** `_lock` → 201 `{ data: { credit: { holder, current }, lock: { key, expiry } }, meta: {} }`. */
+/** A lock's fencing token: per holder, strictly increasing with every grant. */
+export const LockToken = Schema.Int.pipe(Schema.positive()).annotations({
+  description:
+    "The lock's fencing token: a per-holder integer that strictly increases with every grant (also across expiry, takeover and admin unlock). Record it with side effects made under the lock and refuse any carrying a lower token than one already seen.",
+})
+
+/** `_lock` → 201 `{ data: { credit: { holder, current }, lock: { key, expiry, token } }, meta: {} }`. */
 export const LockResponse = Schema.Struct({
   data: Schema.Struct({
     credit: CreditStateJson,
-    lock: Schema.Struct({ key: LockKey, expiry: Schema.Date }),
+    lock: Schema.Struct({ key: LockKey, expiry: Schema.Date, token: LockToken }),
   }),
   meta: EmptyMeta,
 }).annotations({ identifier: "LockResponse" })
@@ -212,6 +218,9 @@ export const JournalEntryJson = Schema.Struct({
   kind: Schema.Literal("opened", "balance-group", "modification", "limits", "admin-unlock"),
   reason: Schema.optional(Schema.String),
   reference: Schema.optional(Schema.String),
+  lockToken: Schema.optional(Schema.Number).annotations({
+    description: "For modifications: the fencing token of the lock they were made under",
+  }),
   changes: Schema.Array(
     Schema.Struct({ currencyCode: Schema.String, delta: Schema.Number, before: Schema.Number, after: Schema.Number }),
   ),
@@ -329,6 +338,7 @@ export const journalEntryJson = (e: JournalEntry): typeof JournalEntryJson.Type 
   kind: e.kind,
   ...(e.reason === undefined ? {} : { reason: e.reason }),
   ...(e.reference === undefined ? {} : { reference: e.reference }),
+  ...(e.lockToken === undefined ? {} : { lockToken: e.lockToken }),
   changes: e.changes,
   ...(e.thresholds === undefined ? {} : { thresholds: e.thresholds }),
   ...(e.limits === undefined

@@ -5,7 +5,7 @@
  * @internal
  */
 import { Either, type Redacted } from "effect"
-import { CreditLocked, type HolderNotFound, LockKeyMismatch, LockNotHeld } from "../Errors.js"
+import { CreditLocked, type HolderNotFound, LockExpired, LockKeyMismatch, LockNotHeld } from "../Errors.js"
 import type { CreditEvent } from "../Events.js"
 import type { HolderDocument, HolderRef } from "../Holder.js"
 import type { LockResult, LockState } from "../Lock.js"
@@ -23,9 +23,12 @@ export interface LockGrant {
   readonly tookOver: LockState | null
 }
 
+/** The fencing token of the holder's last grant (0: none yet). */
+export const lastLockToken = (document: HolderDocument): number => document.lastLockToken ?? 0
+
 /**
- * Grants a lock on a holder that has no live lock. A live lock, held by anyone, refuses with
- * CreditLocked saying when it expires (never its key).
+ * Grants a lock on a holder that has no live lock, with the next fencing token. A live lock, held
+ * by anyone, refuses with CreditLocked saying when it expires (never its key).
  */
 export const decideLock = (
   document: HolderDocument,
@@ -38,27 +41,46 @@ export const decideLock = (
     const expiresAt = new Date(current.expiresAt)
     return Either.left(new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt }))
   }
-  const lock: LockState = { keyHash, grantedAt: now, expiresAt: now + ttlMillis }
-  return Either.right({ document: { ...document, lock }, lock, tookOver: current })
+  const token = lastLockToken(document) + 1
+  const lock: LockState = { keyHash, grantedAt: now, expiresAt: now + ttlMillis, token }
+  return Either.right({ document: { ...document, lock, lastLockToken: token }, lock, tookOver: current })
+}
+
+/** LockKeyMismatch for a live lock held with another key, saying when it expires. */
+const mismatch = (current: LockState) => {
+  const expiresAt = new Date(current.expiresAt)
+  return new LockKeyMismatch({
+    detail: `the lock key does not match the live lock on this credit, which expires at ${expiresAt.toISOString()}`,
+    expiresAt,
+  })
 }
 
 /**
- * Checks that `keyHash` is the key of the holder's live lock: no live lock → LockNotHeld; a live
- * lock with another key → LockKeyMismatch.
+ * Checks that `keyHash` is the key of the holder's live lock: a live lock with another key →
+ * LockKeyMismatch; the key of the last lock, which has expired → LockExpired; otherwise (never
+ * locked, released, or an older key) → LockNotHeld.
  */
 export const checkKey = (
   document: HolderDocument,
   now: number,
   keyHash: string,
-): Either.Either<LockState, LockNotHeld | LockKeyMismatch> => {
+): Either.Either<LockState, LockNotHeld | LockKeyMismatch | LockExpired> => {
   const current = document.lock
-  if (!isLive(current, now)) {
-    return Either.left(new LockNotHeld({ detail: "no live lock is held on this credit; lock it first" }))
+  if (isLive(current, now)) {
+    return sameKeyHash(current.keyHash, keyHash) ? Either.right(current) : Either.left(mismatch(current))
   }
-  if (!sameKeyHash(current.keyHash, keyHash)) {
-    return Either.left(new LockKeyMismatch({ detail: "the lock key does not match the live lock on this credit" }))
+  // Not live: `isLive` narrowed `current` away, so the last lock is read again.
+  const last: LockState | null = document.lock
+  if (last !== null && sameKeyHash(last.keyHash, keyHash)) {
+    const expiredAt = new Date(last.expiresAt)
+    return Either.left(
+      new LockExpired({
+        detail: `the lock this key was granted expired at ${expiredAt.toISOString()}; lock the credit again`,
+        expiredAt,
+      }),
+    )
   }
-  return Either.right(current)
+  return Either.left(new LockNotHeld({ detail: "no live lock is held on this credit; lock it first" }))
 }
 
 /** What an unlock does: the next document when a lock is released, or nothing to do. */
@@ -77,9 +99,7 @@ export const decideUnlock = (
 ): Either.Either<UnlockDecision, LockKeyMismatch> => {
   const current = document.lock
   if (!isLive(current, now)) return Either.right({ _tag: "Nothing" })
-  if (!sameKeyHash(current.keyHash, keyHash)) {
-    return Either.left(new LockKeyMismatch({ detail: "the lock key does not match the live lock on this credit" }))
-  }
+  if (!sameKeyHash(current.keyHash, keyHash)) return Either.left(mismatch(current))
   return Either.right({ _tag: "Release", document: { ...document, lock: null }, released: current })
 }
 
@@ -105,9 +125,16 @@ export const lockTransaction = (
       if (grant.tookOver !== null) {
         events.push({ _tag: "LockExpiredTakenOver", holder: ref, at, expiredAt: new Date(grant.tookOver.expiresAt) })
       }
-      events.push({ _tag: "LockGranted", holder: ref, at, expiresAt, tookOver: grant.tookOver !== null })
+      events.push({
+        _tag: "LockGranted",
+        holder: ref,
+        at,
+        expiresAt,
+        tookOver: grant.tookOver !== null,
+        token: grant.lock.token ?? 0,
+      })
       return {
-        result: { credit: view(grant.document), lock: { key, expiry: expiresAt } },
+        result: { credit: view(grant.document), lock: { key, expiry: expiresAt, token: grant.lock.token ?? 0 } },
         write: { document: grant.document, entries: [], index: [], claims: [] },
         events,
       }
@@ -117,10 +144,11 @@ export const lockTransaction = (
     const granted = stored.document.lock
     if (granted === null) return { result: sent.result, events: [] }
     const expiresAt = new Date(granted.expiresAt)
+    const token = granted.token ?? 0
     const tookOver = sent.events.some((e) => e._tag === "LockExpiredTakenOver")
     return {
-      result: { credit: view(stored.document), lock: { key, expiry: expiresAt } },
-      events: [{ _tag: "LockGranted", holder: ref, at: new Date(granted.grantedAt), expiresAt, tookOver }],
+      result: { credit: view(stored.document), lock: { key, expiry: expiresAt, token } },
+      events: [{ _tag: "LockGranted", holder: ref, at: new Date(granted.grantedAt), expiresAt, tookOver, token }],
     }
   },
 })

@@ -12,6 +12,7 @@ import {
   type HolderNotFound,
   IdempotencyConflict,
   InsufficientCredit,
+  type LockExpired,
   type LockKeyMismatch,
   type LockNotHeld,
 } from "../Errors.js"
@@ -86,11 +87,11 @@ export const decideModify = (
   input: ModifyInput,
 ): Either.Either<
   ModifyDecision,
-  LockNotHeld | LockKeyMismatch | AmountOutOfRange | InsufficientCredit | CreditLimitExceeded
+  LockNotHeld | LockKeyMismatch | LockExpired | AmountOutOfRange | InsufficientCredit | CreditLimitExceeded
 > =>
   Either.gen(function* () {
     const { document, now, request } = input
-    yield* checkKey(document, now, input.keyHash)
+    const lock = yield* checkKey(document, now, input.keyHash)
     const balances = new Map<string, Balance>(document.balances.map((b) => [b.currencyCode, b]))
     const changes: Array<Change> = []
     const thresholds: Array<ThresholdRecord> = []
@@ -131,6 +132,7 @@ export const decideModify = (
       reason: request.reason,
       ...(request.reference === undefined ? {} : { reference: request.reference }),
       fingerprint: input.fingerprint,
+      ...(lock.token === undefined ? {} : { lockToken: lock.token }),
       changes,
       balances: nextBalances,
       ...(thresholds.length > 0 ? { thresholds } : {}),
@@ -186,6 +188,7 @@ export const modifyTransaction = (
   | IdempotencyConflict
   | LockNotHeld
   | LockKeyMismatch
+  | LockExpired
   | AmountOutOfRange
   | InsufficientCredit
   | CreditLimitExceeded
