@@ -232,7 +232,12 @@ describe("a consumer installing the packed tarballs with npm", { timeout: 240_00
 
   it("runs the Promise facade over memory, SQLite and Redis from plain ESM JavaScript", () => checkFacade(app, 1))
 
-  for (const config of ["tsconfig.node16.json", "tsconfig.bundler.json"]) {
+  for (const config of [
+    "tsconfig.node16.json",
+    "tsconfig.bundler.json",
+    "tsconfig.http-node16.json",
+    "tsconfig.http-bundler.json",
+  ]) {
     it(`type-checks a strict TypeScript consumer (${config})`, async () => {
       await checkTypes(app, config)
     })
@@ -304,9 +309,11 @@ describe(`a consumer on effect ${lowestEffectVersion}, the floor of the adapters
 
   it("runs the Promise facade over memory, SQLite and Redis", () => checkFacade(lowest, 2))
 
-  it("type-checks the strict TypeScript consumer (tsconfig.node16.json)", async () => {
-    await checkTypes(lowest, "tsconfig.node16.json")
-  })
+  for (const config of ["tsconfig.node16.json", "tsconfig.bundler.json"]) {
+    it(`type-checks the strict TypeScript consumer (${config})`, async () => {
+      await checkTypes(lowest, config)
+    })
+  }
 
   it(`installs exactly one copy of effect (${lowestEffectVersion})`, () => checkOneEffect(lowest, lowestEffectVersion))
 

@@ -42,12 +42,15 @@ export const facadeTests = (storage: StorageLayer) => {
       expect(invalid).toMatchObject({ status: 400, code: "INVALID_REQUEST", title: "Invalid request body" })
       expect((invalid as CreditError).detail).toContain("reason")
 
+      const extended = await engine.extendLock(ref, lock.key, "5 minutes")
+      expect(extended.lock.token).toBe(lock.token)
+      expect(extended.lock.expiry.getTime()).toBeGreaterThan(lock.expiry.getTime())
       await engine.unlock(ref, lock.key)
       expect((await engine.verify(ref)).ok).toBe(true)
       expect((await engine.journal(ref)).entries).toHaveLength(2)
       expect((await engine.unlockCustomer({ customerId: ref.customerId })).released).toEqual([])
       await stop()
-      expect(seen).toEqual(["LockGranted", "LockReleased"])
+      expect(seen).toEqual(["LockGranted", "LockExtended", "LockReleased"])
     })
   })
 }

@@ -5,6 +5,8 @@
  * the holder's credit matches the model, never goes below the minimum, and its journal balances.
  * Lock fencing tokens increase by exactly one per grant on each holder (across expiry, takeover
  * and admin unlocks), and each modification's journal entry records the token of its lock.
+ * Extensions move a live lock's expiry to a TTL from now, never past its lifetime cap, and never
+ * revive an expired lock.
  *
  * @module
  */
@@ -15,13 +17,15 @@ import fc from "fast-check"
 import { contract, customerHolder, engineWith, freshCustomer, type StorageLayer } from "./Harness.js"
 
 const TTL = 120_000
+/** The total lifetime of a lock, extensions included: short, so that runs reach it. */
+const MAX_LIFETIME = 200_000
 const CURRENCIES = ["GBP", "EUR"] as const
 
 interface ModelHolder {
   open: boolean
   readonly credit: Map<string, number>
   /** The last lock granted, live or expired; null once released. */
-  lock: { readonly key: string; readonly expiresAt: number; readonly token: number } | null
+  lock: { readonly key: string; readonly grantedAt: number; expiresAt: number; readonly token: number } | null
   /** The fencing token of the last grant (0: none). */
   lastToken: number
   readonly keys: Array<string>
@@ -95,7 +99,7 @@ class Lock implements fc.AsyncCommand<Model, Real> {
       expect(result.right.lock.expiry.getTime()).toBe(m.now + TTL)
       expect(result.right.lock.token, "the next fencing token").toBe(h.lastToken + 1)
       h.lastToken = result.right.lock.token
-      h.lock = { key, expiresAt: m.now + TTL, token: h.lastToken }
+      h.lock = { key, grantedAt: m.now, expiresAt: m.now + TTL, token: h.lastToken }
       h.keys.push(key)
     }
     await checkHolder(m, r, this.i)
@@ -175,6 +179,37 @@ class Unlock implements fc.AsyncCommand<Model, Real> {
   toString = () => `unlock(${this.i}, ${this.pick}#${this.staleIndex})`
 }
 
+class Extend implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly i: number,
+    readonly pick: KeyPick,
+    readonly staleIndex: number,
+  ) {}
+  check = () => true
+  async run(m: Model, r: Real) {
+    const h = m.holders[this.i] as ModelHolder
+    const key = pickKey(h, this.pick, this.staleIndex)
+    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.extendLock(r.refs[this.i] as HolderRef, key)))
+    const expected = !h.open
+      ? "HolderNotFound"
+      : !live(h, m.now)
+        ? h.lock?.key === key
+          ? "LockExpired"
+          : "LockNotHeld"
+        : h.lock?.key !== key
+          ? "LockKeyMismatch"
+          : "ok"
+    expect(tagOf(result)).toBe(expected)
+    if (Either.isRight(result) && h.lock !== null) {
+      h.lock.expiresAt = Math.max(h.lock.expiresAt, Math.min(m.now + TTL, h.lock.grantedAt + MAX_LIFETIME))
+      expect(result.right.lock).toEqual({ expiry: new Date(h.lock.expiresAt), token: h.lock.token })
+      expect(h.lock.expiresAt - h.lock.grantedAt).toBeLessThanOrEqual(MAX_LIFETIME)
+    }
+    await checkHolder(m, r, this.i)
+  }
+  toString = () => `extend(${this.i}, ${this.pick}#${this.staleIndex})`
+}
+
 class UnlockCustomer implements fc.AsyncCommand<Model, Real> {
   constructor(readonly customer: 0 | 1) {}
   check = () => true
@@ -224,8 +259,12 @@ const commands = [
   holderIndex.map((i) => new Lock(i)),
   fc.tuple(holderIndex, keyPick, fc.nat(5), deltas).map(([i, p, s, d]) => new Modify(i, p, s, d)),
   fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Unlock(i, p, s)),
+  fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Extend(i, p, s)),
+  // Locks and extensions twice as often, so that sequences reach extended locks and their cap.
+  holderIndex.map((i) => new Lock(i)),
+  fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Extend(i, p, s)),
   fc.constantFrom<0 | 1>(0, 1).map((c) => new UnlockCustomer(c)),
-  fc.constantFrom(1, 1_000, 60_000, 119_999, 120_000, 120_000, 300_000).map((ms) => new Advance(ms)),
+  fc.constantFrom(1, 1_000, 50_000, 50_000, 60_000, 119_999, 120_000, 120_000, 300_000).map((ms) => new Advance(ms)),
 ]
 
 export interface ModelOptions {
@@ -249,16 +288,20 @@ export const modelTests = (storage: StorageLayer, options: ModelOptions = {}) =>
                   run: (effect) => Runtime.runPromise(runtime)(Effect.either(effect)),
                   refs,
                 }
+                // Holder 0 starts open, so most sequences reach locks, modifications and extensions;
+                // the others start unopened, so sequences also meet HolderNotFound and opening.
+                const engine = yield* CreditEngine
+                yield* engine.openHolder(refs[0] as HolderRef)
                 const setup = () => ({
                   model: {
                     now: 0,
-                    holders: refs.map(() => ({
-                      open: false,
+                    holders: refs.map((_, i) => ({
+                      open: i === 0,
                       credit: new Map(),
                       lock: null,
                       lastToken: 0,
                       keys: [],
-                      entries: 0,
+                      entries: i === 0 ? 1 : 0,
                     })),
                   },
                   real,
@@ -266,7 +309,10 @@ export const modelTests = (storage: StorageLayer, options: ModelOptions = {}) =>
                 yield* Effect.promise(() => fc.asyncModelRun(setup, cmds))
               })
               await Effect.runPromise(
-                program.pipe(Effect.provide(engineWith(storage)), Effect.provide(TestContext.TestContext)),
+                program.pipe(
+                  Effect.provide(engineWith(storage, { maxLockLifetime: MAX_LIFETIME })),
+                  Effect.provide(TestContext.TestContext),
+                ),
               )
             }),
             { numRuns: options.numRuns ?? 200 },

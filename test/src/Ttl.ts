@@ -1,16 +1,23 @@
 /**
- * Conformance: lock expiry judged by the engine's clock (`TestClock`), for every adapter.
+ * Conformance: lock expiry judged by the engine's clock (`TestClock`), and lock extension, for
+ * every adapter.
  *
  * @module
  */
-import { CreditEngine, type Storage } from "@creditlock/core"
+import { CreditEngine, type CreditEngineOptions, Storage } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, TestClock } from "effect"
+import { Effect, Option, type Scope, TestClock } from "effect"
 import { change, contract, creditValue, engineWith, expectRejected, type StorageLayer } from "./Harness.js"
 
 export const ttlTests = (storage: StorageLayer) => {
   const provide = <A, E>(effect: Effect.Effect<A, E, CreditEngine | Storage>, ttl?: string) =>
     Effect.provide(effect, engineWith(storage, ttl === undefined ? {} : { lockTtl: ttl as "1 second" }))
+  const provideScoped = <A, E>(effect: Effect.Effect<A, E, CreditEngine | Storage | Scope.Scope>) =>
+    Effect.provide(effect, engineWith(storage))
+  const withOptions = <A, E>(effect: Effect.Effect<A, E, CreditEngine | Storage>, options: CreditEngineOptions) =>
+    Effect.provide(effect, engineWith(storage, options))
+  const revision = (ref: Parameters<Storage["Type"]["load"]>[0]) =>
+    Effect.flatMap(Storage, (s) => s.load(ref)).pipe(Effect.map((o) => Option.getOrThrow(o).revision))
 
   describe("lock TTL", () => {
     it.effect("a lock is live at 119.999 s and free at 120 s; the expired key is then refused", () =>
@@ -90,6 +97,90 @@ export const ttlTests = (storage: StorageLayer) => {
         }),
         "5 seconds",
       ),
+    )
+  })
+
+  describe("lock extension", () => {
+    it.scoped("moves the expiry to a TTL from now, keeps the token, and publishes LockExtended", () =>
+      provideScoped(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const events = yield* engine.subscribe
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const { lock } = yield* engine.lock(ref)
+          yield* TestClock.adjust("60 seconds")
+          const extended = yield* engine.extendLock(ref, lock.key)
+          expect(extended.lock).toEqual({ expiry: new Date(180_000), token: lock.token })
+          yield* TestClock.adjust("119999 millis")
+          yield* expectRejected(ref, "CreditLocked", engine.lock(ref))
+          yield* engine.modify(ref, lock.key, change("GBP", 1))
+          yield* TestClock.adjust("1 millis")
+          yield* expectRejected(ref, "LockExpired", engine.modify(ref, lock.key, change("GBP", 1)))
+          const seen = yield* Effect.map(events.takeAll, (chunk) => [...chunk])
+          expect(seen.map((e) => e._tag)).toEqual(["LockGranted", "LockExtended"])
+          expect(seen[1]).toMatchObject({ expiresAt: new Date(180_000), token: lock.token, at: new Date(60_000) })
+        }),
+      ),
+    )
+
+    it.effect("never revives an expired lock, and refuses another key or no lock, changing nothing", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          yield* expectRejected(ref, "LockNotHeld", engine.extendLock(ref, "never-granted"))
+          const { lock } = yield* engine.lock(ref)
+          const mismatch = yield* expectRejected(ref, "LockKeyMismatch", engine.extendLock(ref, "another-key"))
+          expect(mismatch).toMatchObject({ expiresAt: lock.expiry })
+          yield* TestClock.adjust("120 seconds")
+          const expired = yield* expectRejected(ref, "LockExpired", engine.extendLock(ref, lock.key))
+          expect(expired).toMatchObject({ expiredAt: lock.expiry })
+          // Free to lock again, by anyone: the extension attempt held nothing.
+          const next = yield* engine.lock(ref)
+          expect(next.lock.token).toBe(lock.token + 1)
+          yield* expectRejected(ref, "LockKeyMismatch", engine.extendLock(ref, lock.key))
+          const invalid = yield* expectRejected(ref, "InvalidRequest", engine.extendLock(ref, next.lock.key, 0))
+          expect(invalid.detail).toContain("ttl")
+        }),
+      ),
+    )
+
+    it.effect("caps a lock's total lifetime, and never moves an expiry earlier (no write then)", () =>
+      withOptions(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const { lock } = yield* engine.lock(ref)
+          expect(lock.expiry.getTime()).toBe(100_000)
+          const expiries: Array<number> = []
+          for (const at of [60_000, 120_000, 180_000, 240_000, 290_000]) {
+            yield* TestClock.setTime(at)
+            expiries.push((yield* engine.extendLock(ref, lock.key)).lock.expiry.getTime())
+          }
+          // Each extension aims at now + 100 s; the 300 s lifetime cap holds from 240 s on.
+          expect(expiries).toEqual([160_000, 220_000, 280_000, 300_000, 300_000])
+          const before = yield* revision(ref)
+          expect((yield* engine.extendLock(ref, lock.key, "1 second")).lock.expiry.getTime()).toBe(300_000)
+          expect(yield* revision(ref), "an extension that moves nothing writes nothing").toBe(before)
+          yield* TestClock.setTime(300_000)
+          yield* expectRejected(ref, "LockExpired", engine.extendLock(ref, lock.key))
+          yield* engine.lock(ref)
+        }),
+        { lockTtl: "100 seconds", maxLockLifetime: "300 seconds" },
+      ),
+    )
+
+    it.effect("a lifetime cap shorter than the TTL is refused when the engine is built", () =>
+      Effect.gen(function* () {
+        const failure = yield* Effect.flip(
+          Effect.provide(CreditEngine, engineWith(storage, { lockTtl: "2 minutes", maxLockLifetime: "1 minute" })),
+        )
+        expect(failure).toMatchObject({ _tag: "InvalidRequest" })
+        expect((failure as { detail: string }).detail).toContain("maxLockLifetime")
+      }),
     )
   })
 }

@@ -37,7 +37,7 @@ import { make } from "./internal/engine.js"
 import { defaults } from "./internal/options.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
-import type { LockResult } from "./Lock.js"
+import type { ExtendResult, LockResult } from "./Lock.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -48,6 +48,12 @@ import type { Storage } from "./Storage.js"
 export interface CreditEngineOptions {
   /** How long a lock lives: 1 ms to 24 hours (default 120 seconds). */
   readonly lockTtl?: Duration.DurationInput | undefined
+  /**
+   * The longest a lock may live from its grant, extensions included: from `lockTtl` to 24 hours
+   * (default 10 minutes, or `lockTtl` when that is longer). `extendLock` never moves an expiry
+   * past it.
+   */
+  readonly maxLockLifetime?: Duration.DurationInput | undefined
   /** Attempts per operation when commits conflict, an integer 1–1000 (default 16), before StorageUnavailable. */
   readonly maxAttempts?: number | undefined
   /** Events kept for each slow subscriber before the oldest are dropped, an integer 1–1,000,000 (default 1024). */
@@ -61,11 +67,13 @@ export interface CreditEngineOptions {
 }
 
 /**
- * The defaults of {@link CreditEngineOptions}: locks live 120 seconds, 16 attempts on conflict,
- * 1024 buffered events per subscriber, 5 seconds to settle a lost reply.
+ * The defaults of {@link CreditEngineOptions}: locks live 120 seconds and at most 10 minutes with
+ * extensions, 16 attempts on conflict, 1024 buffered events per subscriber, 5 seconds to settle a
+ * lost reply.
  */
 export const DEFAULT_ENGINE_OPTIONS: {
   readonly lockTtl: Duration.Duration
+  readonly maxLockLifetime: Duration.Duration
   readonly maxAttempts: number
   readonly eventBufferSize: number
   readonly settleTimeout: Duration.Duration
@@ -140,6 +148,22 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       | InsufficientCredit
       | CreditLimitExceeded
       | WriteFailure
+    >
+
+    /**
+     * Moves the expiry of the live lock held with `key` to `ttl` from now (default: the engine's
+     * `lockTtl`), never past the lock's grant plus `maxLockLifetime` and never earlier than it
+     * already expires; publishes LockExtended when it moved. An expired lock is never revived
+     * (LockExpired); another live lock → LockKeyMismatch; none → LockNotHeld. The fencing token is
+     * unchanged. `ttl` outside 1 ms–24 h → InvalidRequest.
+     */
+    readonly extendLock: (
+      ref: HolderRef,
+      key: LockKeyInput,
+      ttl?: Duration.DurationInput,
+    ) => Effect.Effect<
+      ExtendResult,
+      InvalidRequest | HolderNotFound | LockNotHeld | LockKeyMismatch | LockExpired | WriteFailure
     >
 
     /** Releases the live lock held with `key`; no live lock → success; another key → LockKeyMismatch. */

@@ -18,6 +18,16 @@ export interface LockGranted {
   readonly token: number
 }
 
+/** A live lock's expiry was moved later by `extendLock`. */
+export interface LockExtended {
+  readonly _tag: "LockExtended"
+  readonly holder: HolderRef
+  readonly at: Date
+  /** The new expiry. */
+  readonly expiresAt: Date
+  readonly token: number
+}
+
 /** An expired lock was replaced by a new one (published just before the matching LockGranted). */
 export interface LockExpiredTakenOver {
   readonly _tag: "LockExpiredTakenOver"
@@ -52,4 +62,10 @@ export interface ThresholdCrossed extends ThresholdRecord {
 }
 
 /** Everything published on `CreditEngine.events`. */
-export type CreditEvent = LockGranted | LockExpiredTakenOver | LockReleased | AdminUnlocked | ThresholdCrossed
+export type CreditEvent =
+  | LockGranted
+  | LockExtended
+  | LockExpiredTakenOver
+  | LockReleased
+  | AdminUnlocked
+  | ThresholdCrossed

@@ -37,6 +37,17 @@ export interface GrantedLock {
   readonly token: number
 }
 
+/** A lock after `extendLock`: its new expiry and its (unchanged) fencing token. */
+export interface ExtendedLock {
+  readonly expiry: Date
+  readonly token: number
+}
+
+/** The result of `extendLock`. */
+export interface ExtendResult {
+  readonly lock: ExtendedLock
+}
+
 /** The result of `lock`: the holder's current credit and the lock. */
 export interface LockResult {
   readonly credit: CreditView

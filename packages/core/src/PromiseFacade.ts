@@ -5,7 +5,20 @@
  *
  * @module
  */
-import { Cause, Effect, Either, Exit, Layer, ManagedRuntime, Option, Predicate, Queue, Redacted, Scope } from "effect"
+import {
+  Cause,
+  type Duration,
+  Effect,
+  Either,
+  Exit,
+  Layer,
+  ManagedRuntime,
+  Option,
+  Predicate,
+  Queue,
+  Redacted,
+  Scope,
+} from "effect"
 import {
   CreditEngine,
   type CreditEngineOptions,
@@ -20,6 +33,7 @@ import type { CreditView, HolderRef, OpenHolderOptions, OpenResult } from "./Hol
 import { validateOptions } from "./internal/options.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
+import type { ExtendResult } from "./Lock.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -82,6 +96,8 @@ export interface AsyncCreditEngine extends AsyncDisposable {
   getCredit(ref: HolderRef): Promise<CreditView>
   lock(ref: HolderRef): Promise<PlainLockResult>
   modify(ref: HolderRef, key: LockKeyInput, request: ModifyRequestInput): Promise<ModifyResult>
+  /** Extends the live lock held with `key` (see `CreditEngine.extendLock`); `ttl` in ms or as text such as `"30 seconds"`. */
+  extendLock(ref: HolderRef, key: LockKeyInput, ttl?: Duration.DurationInput): Promise<ExtendResult>
   unlock(ref: HolderRef, key: LockKeyInput): Promise<void>
   unlockCustomer(lookup: CustomerLookup, options?: UnlockCustomerOptions): Promise<UnlockCustomerResult>
   setCreditLimits(balanceGroupId: string, request: CreditLimitRequestInput): Promise<CreditLimitsView>
@@ -152,6 +168,7 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
         lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry, token: r.lock.token },
       })),
     modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
+    extendLock: (ref, key, ttl) => run((e) => e.extendLock(ref, key, ttl)),
     unlock: (ref, key) => run((e) => e.unlock(ref, key)),
     unlockCustomer: (lookup, opts) => run((e) => e.unlockCustomer(lookup, opts)),
     setCreditLimits: (id, request) => run((e) => e.setCreditLimits(id, request)),

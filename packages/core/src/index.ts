@@ -61,6 +61,7 @@ export type {
   AdminUnlocked,
   CreditEvent,
   LockExpiredTakenOver,
+  LockExtended,
   LockGranted,
   LockReleased,
   ThresholdCrossed,
@@ -91,7 +92,7 @@ export {
   type ThresholdRecord,
 } from "./Limits.js"
 /** Locks: what `lock` grants. */
-export type { GrantedLock, LockResult } from "./Lock.js"
+export type { ExtendedLock, ExtendResult, GrantedLock, LockResult } from "./Lock.js"
 /** Modifications: the request `modify` takes and what it answers. */
 export { Modification, ModifyRequest, type ModifyRequestInput, type ModifyResult } from "./Modification.js"
 /** The Promise facade, for services that do not use Effect. */

@@ -42,6 +42,8 @@ import {
   CreditLimitsResponse,
   CreditResponse,
   CustomerUnlockBody,
+  ExtendBody,
+  ExtendResponse,
   HealthResponse,
   HolderAlreadyOpen,
   HolderOpened,
@@ -124,6 +126,24 @@ export class CreditGroup extends HttpApiGroup.make("credit")
           summary: "Apply modifications all-or-nothing under the lock (X-Lock-Key)",
           description:
             "Values are in the currency's minor unit. Send an Idempotency-Key (recommended): a retry of the same request with it returns the original result without applying it again, even after the lock is gone; the same key with a different request → 409. A 503 OUTCOME_UNKNOWN means the modification may or may not have been applied: retry with the same Idempotency-Key (it is then applied exactly once), or read the journal for the entryId the problem names. A 503 STORAGE_UNAVAILABLE means it was not applied.",
+        }),
+      ),
+  )
+  .add(
+    HttpApiEndpoint.put("extend", `${holder}/_extend`)
+      .setPath(HolderPath)
+      .setPayload(ExtendBody)
+      .addSuccess(ExtendResponse)
+      .addError(HolderNotFoundProblem)
+      .addError(LockNotHeldProblem)
+      .addError(LockKeyMismatchProblem)
+      .addError(LockExpiredProblem)
+      .addError(OutcomeUnknownProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Extend the live lock held with this key by the lock TTL from now",
+          description:
+            "The new expiry is now + the lock TTL (120 s by default), but never more than the lock's total lifetime from its grant (10 minutes by default) and never earlier than it already was; the fencing token stays the same. Only a live lock can be extended: an expired one is never revived (423 LOCK_EXPIRED: lock again). Another live lock → 423 LOCK_KEY_MISMATCH; none → 423 LOCK_NOT_HELD.",
         }),
       ),
   )

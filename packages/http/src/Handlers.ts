@@ -86,6 +86,13 @@ export const CreditLive = HttpApiBuilder.group(CreditLockApi, "credit", (handler
           return { data: creditStateJson(result), meta: { entryId: result.entryId } }
         }),
       )
+      .handle("extend", ({ path, payload }) =>
+        Effect.gen(function* () {
+          yield* requireCustomer(path.customerId)
+          const { lock } = yield* engine.extendLock(refOf(path), payload.key)
+          return { data: { lock: { expiry: lock.expiry, token: lock.token } }, meta: {} }
+        }),
+      )
       .handle("unlock", ({ path, payload }) =>
         Effect.gen(function* () {
           yield* requireCustomer(path.customerId)

@@ -132,6 +132,15 @@ export const ModifyResponse = Schema.Struct({
 /** The body of `_unlock`: `{ key }`. */
 export const UnlockBody = Schema.Struct({ key: LockKey }).annotations({ identifier: "UnlockBody", ...strict })
 
+/** The body of `_extend`: `{ key }`, the key of the live lock to extend. */
+export const ExtendBody = Schema.Struct({ key: LockKey }).annotations({ identifier: "ExtendBody", ...strict })
+
+/** `_extend` → 200 `{ data: { lock: { expiry, token } }, meta: {} }`. */
+export const ExtendResponse = Schema.Struct({
+  data: Schema.Struct({ lock: Schema.Struct({ expiry: Schema.Date, token: LockToken }) }),
+  meta: EmptyMeta,
+}).annotations({ identifier: "ExtendResponse" })
+
 /**
  * The body of opening a holder: `{ balanceGroupId? }` (an empty body is `{}`). A balance-group id
  * is a global name that one holder claims for good; only an administrator credential may send one.

@@ -97,4 +97,29 @@ describe("locks over HTTP", () => {
     const next = await lock(ref)
     expect(next.token).toBe(granted.token + 1)
   })
+
+  it("PUT _extend moves the live lock's expiry, keeps its token, and never revives an expired lock", async () => {
+    const ref = fresh()
+    await open(ref)
+    const granted = await lock(ref)
+    await sleep(300)
+    const extend = (key: string) =>
+      request(h.base, "PUT", `${holderPath(ref)}/_extend`, { headers: adminJson, body: JSON.stringify({ key }) })
+    const extended = await extend(granted.key)
+    expect(extended.status, extended.text).toBe(200)
+    const body = extended.json as { data: { lock: { expiry: string; token: number } }; meta: unknown }
+    expect(body.data.lock.token).toBe(granted.token)
+    expect(Date.parse(body.data.lock.expiry)).toBeGreaterThan(Date.parse(granted.expiry))
+    expect(body.meta).toEqual({})
+    expect(problemOf((await extend("not-the-key")).json)).toMatchObject({ code: "LOCK_KEY_MISMATCH" })
+    const strict = await request(h.base, "PUT", `${holderPath(ref)}/_extend`, {
+      headers: adminJson,
+      body: JSON.stringify({ key: granted.key, ttl: 5 }),
+    })
+    expect(strict.status).toBe(400)
+    await sleep(Math.max(0, Date.parse(body.data.lock.expiry) - Date.now()) + 50)
+    const expired = await extend(granted.key)
+    expect(expired.status).toBe(423)
+    expect(problemOf(expired.json)).toMatchObject({ code: "LOCK_EXPIRED", expiredAt: body.data.lock.expiry })
+  })
 })

@@ -5,7 +5,19 @@
  * @internal
  */
 import { randomUUID } from "node:crypto"
-import { Clock, Effect, Either, Option, ParseResult, PubSub, Redacted, Schema, type Scope, Stream } from "effect"
+import {
+  Clock,
+  Duration,
+  Effect,
+  Either,
+  Option,
+  ParseResult,
+  PubSub,
+  Redacted,
+  Schema,
+  type Scope,
+  Stream,
+} from "effect"
 import type {
   CreditEngine,
   CreditEngineOptions,
@@ -26,9 +38,9 @@ import { openTransaction, requireOpen, view } from "./holder.js"
 import { verifyJournal } from "./journal.js"
 import { generateLockKey, hashLockKey } from "./keys.js"
 import { limitsView, setLimitsTransaction } from "./limits.js"
-import { lockTransaction, unlockTransaction } from "./lock.js"
+import { extendTransaction, lockTransaction, unlockTransaction } from "./lock.js"
 import { checkDistinct, modifyTransaction } from "./modification.js"
-import { validateOptions } from "./options.js"
+import { durationSetting, validateOptions } from "./options.js"
 import type { Transaction } from "./plan.js"
 import { Id } from "./schemas.js"
 import { transact as runTransaction } from "./transact.js"
@@ -132,6 +144,17 @@ export const make = (
         yield* withHolder(ref)
         return yield* transact(modifyTransaction(ref, keyHash, request, randomUUID()))
       }).pipe(traced("modify"))
+
+    const extendLock = (refIn: HolderRef, keyIn: LockKeyInput, ttlIn?: Duration.DurationInput) =>
+      Effect.gen(function* () {
+        const ref = yield* decodeRef(refIn)
+        const keyHash = hashLockKey(yield* decodeKey(keyText(keyIn)))
+        const ttlMillis = yield* durationSetting("ttl", ttlIn, Duration.millis(settings.ttlMillis), 1, 86_400_000)
+        yield* withHolder(ref)
+        // The target is fixed once per call, so every attempt (and the witness) aims at the same expiry.
+        const until = (yield* Clock.currentTimeMillis) + ttlMillis
+        return yield* transact(extendTransaction(ref, keyHash, until, settings.maxLifetimeMillis))
+      }).pipe(traced("extendLock"))
 
     const unlock = (refIn: HolderRef, keyIn: LockKeyInput) =>
       Effect.gen(function* () {
@@ -276,6 +299,7 @@ export const make = (
       getCredit,
       lock,
       modify,
+      extendLock,
       unlock,
       unlockCustomer,
       setCreditLimits,

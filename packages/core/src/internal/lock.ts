@@ -8,7 +8,7 @@ import { Either, type Redacted } from "effect"
 import { CreditLocked, type HolderNotFound, LockExpired, LockKeyMismatch, LockNotHeld } from "../Errors.js"
 import type { CreditEvent } from "../Events.js"
 import type { HolderDocument, HolderRef } from "../Holder.js"
-import type { LockResult, LockState } from "../Lock.js"
+import type { ExtendResult, LockResult, LockState } from "../Lock.js"
 import { requireOpen, view } from "./holder.js"
 import { sameKeyHash } from "./keys.js"
 import type { Transaction } from "./plan.js"
@@ -82,6 +82,38 @@ export const checkKey = (
   }
   return Either.left(new LockNotHeld({ detail: "no live lock is held on this credit; lock it first" }))
 }
+
+/**
+ * The expiry an extension to `until` gives `lock`: `until`, but never past the lock's grant plus
+ * `capMillis` (its total lifetime), and never earlier than it already expires.
+ */
+export const extendedExpiry = (lock: LockState, until: number, capMillis: number): number =>
+  Math.max(lock.expiresAt, Math.min(until, lock.grantedAt + capMillis))
+
+/** What an extension does: the lock as extended, and the next document when its expiry moved. */
+export interface ExtendDecision {
+  readonly lock: LockState
+  readonly document: HolderDocument | null
+}
+
+/**
+ * Extends the live lock held with `keyHash` to `until` (capped by {@link extendedExpiry}). Only a
+ * live lock with this key can be extended: an expired one is never revived (LockExpired), another
+ * live lock → LockKeyMismatch, none → LockNotHeld. An expiry that would not move needs no write.
+ */
+export const decideExtend = (
+  document: HolderDocument,
+  now: number,
+  keyHash: string,
+  until: number,
+  capMillis: number,
+): Either.Either<ExtendDecision, LockNotHeld | LockKeyMismatch | LockExpired> =>
+  Either.map(checkKey(document, now, keyHash), (current) => {
+    const expiresAt = extendedExpiry(current, until, capMillis)
+    if (expiresAt === current.expiresAt) return { lock: current, document: null }
+    const lock: LockState = { ...current, expiresAt }
+    return { lock, document: { ...document, lock } }
+  })
 
 /** What an unlock does: the next document when a lock is released, or nothing to do. */
 export type UnlockDecision =
@@ -178,3 +210,48 @@ export const unlockTransaction = (
   // still in place, or another one, was not released by this call).
   landed: ({ stored, sent }) => ({ result: undefined, events: stored.document.lock === null ? sent.events : [] }),
 })
+
+/**
+ * Extends the live lock held with `keyHash` until `until` (the call's time plus the requested TTL,
+ * fixed once per call), within the lock's total lifetime `capMillis`. The witness is the effect:
+ * the lock with this key hash expires no earlier than that.
+ */
+export const extendTransaction = (
+  ref: HolderRef,
+  keyHash: string,
+  until: number,
+  capMillis: number,
+): Transaction<ExtendResult, HolderNotFound | LockNotHeld | LockKeyMismatch | LockExpired> => {
+  const answer = (lock: LockState): ExtendResult => ({
+    lock: { expiry: new Date(lock.expiresAt), token: lock.token ?? 0 },
+  })
+  return {
+    ref,
+    witness: { _tag: "Extended", keyHash, until, capMillis },
+    plan: ({ stored }, now) =>
+      Either.gen(function* () {
+        const { document } = yield* requireOpen(ref, stored)
+        const decision = yield* decideExtend(document, now, keyHash, until, capMillis)
+        if (decision.document === null) return { result: answer(decision.lock), events: [] }
+        const event: CreditEvent = {
+          _tag: "LockExtended",
+          holder: ref,
+          at: new Date(now),
+          expiresAt: new Date(decision.lock.expiresAt),
+          token: decision.lock.token ?? 0,
+        }
+        return {
+          result: answer(decision.lock),
+          write: { document: decision.document, entries: [], index: [], claims: [] },
+          events: [event],
+        }
+      }),
+    // The witness guarantees the stored lock is this key's, extended at least as far as asked.
+    landed: ({ stored, sent }) => {
+      const lock = stored.document.lock
+      return lock === null
+        ? { result: sent.result, events: sent.events }
+        : { result: answer(lock), events: sent.events }
+    },
+  }
+}

@@ -11,6 +11,7 @@ import { InvalidRequest } from "../Errors.js"
 /** The defaults of `CreditEngineOptions` (published as `DEFAULT_ENGINE_OPTIONS`). */
 export const defaults = {
   lockTtl: Duration.seconds(120),
+  maxLockLifetime: Duration.minutes(10),
   maxAttempts: 16,
   eventBufferSize: 1024,
   settleTimeout: Duration.seconds(5),
@@ -19,12 +20,15 @@ export const defaults = {
 /** The settings in force, checked. */
 export interface Settings {
   readonly ttlMillis: number
+  /** The longest a lock may live from its grant, extensions included (≥ ttlMillis). */
+  readonly maxLifetimeMillis: number
   readonly maxAttempts: number
   readonly eventBufferSize: number
   readonly settleMillis: number
 }
 
-const durationSetting = (
+/** A duration setting or argument in milliseconds, checked against [min, max]; InvalidRequest naming it otherwise. */
+export const durationSetting = (
   name: string,
   input: unknown,
   fallback: Duration.Duration,
@@ -59,7 +63,7 @@ const integerSetting = (
     : Either.left(new InvalidRequest({ detail: `${name}: must be an integer from ${min} to ${max}` }))
 }
 
-const knownOptions = new Set(["lockTtl", "maxAttempts", "eventBufferSize", "settleTimeout"])
+const knownOptions = new Set(["lockTtl", "maxLockLifetime", "maxAttempts", "eventBufferSize", "settleTimeout"])
 
 /** Checks engine options against their documented ranges. */
 export const validateOptions = (options: CreditEngineOptions): Either.Either<Settings, InvalidRequest> =>
@@ -71,8 +75,18 @@ export const validateOptions = (options: CreditEngineOptions): Either.Either<Set
     if (unknown.length > 0) {
       return yield* Either.left(new InvalidRequest({ detail: `engine options: unknown option ${unknown.join(", ")}` }))
     }
+    const ttlMillis = yield* durationSetting("lockTtl", options.lockTtl, defaults.lockTtl, 1, 86_400_000)
+    // Without an explicit cap, a TTL longer than the default cap is its own cap (no extension).
+    const maxLifetimeMillis = yield* durationSetting(
+      "maxLockLifetime",
+      options.maxLockLifetime,
+      Duration.millis(Math.max(ttlMillis, Duration.toMillis(defaults.maxLockLifetime))),
+      ttlMillis,
+      86_400_000,
+    )
     return {
-      ttlMillis: yield* durationSetting("lockTtl", options.lockTtl, defaults.lockTtl, 1, 86_400_000),
+      ttlMillis,
+      maxLifetimeMillis,
       maxAttempts: yield* integerSetting("maxAttempts", options.maxAttempts, defaults.maxAttempts, 1, 1000),
       eventBufferSize: yield* integerSetting(
         "eventBufferSize",

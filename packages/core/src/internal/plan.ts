@@ -23,12 +23,15 @@ import type { IndexKey, StoredHolder } from "../Storage.js"
  * to that call, so no other write can pass for it:
  * - `Entry`: the holder's journal holds an entry with this id (journaled writes);
  * - `Lock`: the holder's lock has this key hash (a granted lock; keys are 128-bit random);
- * - `Released`: the holder has no live lock with this key hash (an unlock: its effect holds).
+ * - `Released`: the holder has no live lock with this key hash (an unlock: its effect holds);
+ * - `Extended`: the holder's lock has this key hash and expires no earlier than `until`, or than
+ *   its grant plus `capMillis` when that comes first (an extension: its effect holds).
  */
 export type Witness =
   | { readonly _tag: "Entry"; readonly id: string }
   | { readonly _tag: "Lock"; readonly keyHash: string }
   | { readonly _tag: "Released"; readonly keyHash: string }
+  | { readonly _tag: "Extended"; readonly keyHash: string; readonly until: number; readonly capMillis: number }
 
 /** The write of a plan: the next document, the journal entries, index keys and alias claims. */
 export interface Write {

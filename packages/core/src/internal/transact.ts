@@ -16,7 +16,7 @@
  *   document at the revision it expects, so it never will.
  *
  * A lock grant's witness (its key hash in the holder) does not survive a release or an expiry, so
- * a lost grant whose holder changed meanwhile is answered `OutcomeUnknown`. One settle window per
+ * a lost grant (or extension) whose holder changed meanwhile is answered `OutcomeUnknown`. One settle window per
  * call, from its first lost reply, keeps every call bounded.
  *
  * When no proof can be read in time, the answer is `OutcomeUnknown`. So an applied write is never
@@ -29,7 +29,7 @@ import { OutcomeUnknown, StorageUnavailable } from "../Errors.js"
 import type { CreditEvent } from "../Events.js"
 import type { JournalEntry } from "../Journal.js"
 import type { ExpectedRevision, Storage, StoredHolder } from "../Storage.js"
-import { isLive } from "./lock.js"
+import { extendedExpiry, isLive } from "./lock.js"
 import type { Plan, Snapshot, Transaction, Witness } from "./plan.js"
 
 /** What the core needs from the engine. */
@@ -74,6 +74,14 @@ const witnessed = (witness: Witness, stored: StoredHolder | null, entry: Journal
     case "Released": {
       const lock = stored?.document.lock ?? null
       return stored !== null && !(isLive(lock, now) && lock.keyHash === witness.keyHash)
+    }
+    case "Extended": {
+      const lock = stored?.document.lock ?? null
+      return (
+        lock !== null &&
+        lock.keyHash === witness.keyHash &&
+        lock.expiresAt >= extendedExpiry(lock, witness.until, witness.capMillis)
+      )
     }
   }
 }
@@ -155,9 +163,10 @@ export const transact = <A, E>(
           return landed.result
         }
         const moved = lost.some((expected) => expected !== current)
-        // A lock grant's witness is not durable: the lock may have landed and been released (or
-        // have expired and been taken over) since. Once the revision moved, nothing can tell.
-        if (moved && witness._tag === "Lock") return yield* unknown()
+        // A lock grant's (or extension's) witness is not durable: the lock may have landed and been
+        // released (or have expired and been taken over) since. Once the revision moved, nothing
+        // can tell.
+        if (moved && (witness._tag === "Lock" || witness._tag === "Extended")) return yield* unknown()
         // A lost commit whose expected revision is no longer the stored one can never land.
         for (let i = lost.length - 1; i >= 0; i--) if (lost[i] !== current) lost.splice(i, 1)
         if (exhausted) {
