@@ -17,6 +17,8 @@
  * loads under this Node; otherwise `npm rebuild better-sqlite3` compiles it (about two minutes on
  * two cores, hence the generous timeouts).
  */
+
+import { spawn } from "node:child_process"
 import {
   copyFileSync,
   cpSync,
@@ -262,6 +264,47 @@ describe("a consumer installing the packed tarballs with npm", { timeout: 240_00
       await app.node(["--input-type=commonjs", "-e", `(async () => { ${cjs} })()`]),
     )
     expect(out).toEqual({ type: "object", created: true, required: "ERR_PACKAGE_PATH_NOT_EXPORTED" })
+  })
+
+  it("runs the creditlock bin: help, and serve over SQLite answering /healthz and an authenticated GET", async () => {
+    const bin = join(app.dir, "node_modules", ".bin", "creditlock")
+    expect(await run(bin, ["help"], app.dir, { env, timeout: 30_000 })).toContain("Usage: creditlock [serve]")
+    const server = spawn(bin, ["serve"], {
+      cwd: app.dir,
+      env: {
+        ...env,
+        PORT: "0",
+        CREDIT_STORE: `sqlite:${join(app.dir, "data", "server.sqlite")}`,
+        CREDIT_CREDENTIALS: JSON.stringify([{ token: "bin-admin-token", customers: ["*"] }]),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    try {
+      let output = ""
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the server did not start:\n${output}`)), 30_000)
+        const read = (chunk: Buffer) => {
+          output += chunk.toString()
+          const found = /listening on (http:\/\/\S+)/.exec(output)?.[1]
+          if (found !== undefined) {
+            clearTimeout(timer)
+            resolve(found)
+          }
+        }
+        server.stdout.on("data", read)
+        server.stderr.on("data", read)
+        server.once("exit", (code) => reject(new Error(`the server exited (${code}):\n${output}`)))
+      })
+      expect((await fetch(`${url}/healthz`)).status).toBe(200)
+      const missing = await fetch(`${url}/credit/v1/customers/c/contracts/s`, {
+        headers: { authorization: "Bearer bin-admin-token" },
+      })
+      expect(missing.status, "an authenticated read of a holder never opened").toBe(404)
+    } finally {
+      const exited = new Promise((resolve) => server.once("exit", resolve))
+      server.kill("SIGTERM")
+      await exited
+    }
   })
 
   it("loads the HTTP API and the server packages", async () => {

@@ -52,5 +52,29 @@ export const facadeTests = (storage: StorageLayer) => {
       await stop()
       expect(seen).toEqual(["LockGranted", "LockExtended", "LockReleased"])
     })
+
+    it("withLock: resolves with fn's value and releases; passes fn's rejection through; gives up on abort", async () => {
+      await using engine = createCreditEngine({ storage })
+      const ref = contract()
+      await engine.openHolder(ref)
+      const billed = await engine.withLock(ref, async ({ lock }, signal) => {
+        expect(signal.aborted).toBe(false)
+        const r = await engine.modify(ref, lock.key, change("GBP", 75, "bill", "bill-75"))
+        return r.current.credit[0]?.amount.value
+      })
+      expect(billed).toBe(75)
+      const mine = new Error("the caller's own failure")
+      await expect(engine.withLock(ref, () => Promise.reject(mine))).rejects.toBe(mine)
+
+      const other = await engine.lock(ref)
+      const controller = new AbortController()
+      const waiting = engine.withLock(ref, async () => "never reached", { signal: controller.signal })
+      setTimeout(() => controller.abort(new Error("gave up")), 100)
+      await expect(waiting).rejects.toThrow("gave up")
+      const locked = await engine.withLock(ref, async () => "no", { wait: 0 }).catch((e: unknown) => e)
+      expect(locked).toMatchObject({ code: "CREDIT_LOCKED", expiresAt: other.lock.expiry })
+      await engine.unlock(ref, other.lock.key)
+      expect((await engine.lock(ref)).lock.token, "every lock above was released").toBe(other.lock.token + 1)
+    })
   })
 }

@@ -6,7 +6,7 @@
  */
 import { CreditEngine, type CreditEngineOptions, Storage } from "@creditlock/core"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option, type Scope, TestClock } from "effect"
+import { Effect, Fiber, Option, type Scope, TestClock } from "effect"
 import { change, contract, creditValue, engineWith, expectRejected, type StorageLayer } from "./Harness.js"
 
 export const ttlTests = (storage: StorageLayer) => {
@@ -181,6 +181,96 @@ export const ttlTests = (storage: StorageLayer) => {
         expect(failure).toMatchObject({ _tag: "InvalidRequest" })
         expect((failure as { detail: string }).detail).toContain("maxLockLifetime")
       }),
+    )
+  })
+
+  describe("withLock", () => {
+    it.effect("runs the work with the lock and releases it; the work's failure passes through, released too", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const value = yield* engine.withLock(ref, ({ lock }) =>
+            Effect.as(engine.modify(ref, lock.key, change("GBP", 40, "billed", "bill-1")), "done"),
+          )
+          expect(value).toBe("done")
+          const failed = yield* Effect.flip(
+            engine.withLock(ref, ({ lock }) =>
+              Effect.zipRight(engine.modify(ref, lock.key, change("GBP", 1)), Effect.fail("the work failed" as const)),
+            ),
+          )
+          expect(failed).toBe("the work failed")
+          // Released both times: a plain lock is granted at once, with the third token.
+          expect((yield* engine.lock(ref)).lock.token).toBe(3)
+          expect(yield* creditValue(ref, "GBP")).toBe(41)
+        }),
+      ),
+    )
+
+    it.effect("waits out a contended lock, never past its expiry, and gives up at the deadline", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const other = yield* engine.lock(ref)
+          const impatient = yield* Effect.flip(engine.withLock(ref, () => Effect.void, { wait: 0 }))
+          expect(impatient).toMatchObject({ _tag: "CreditLocked", expiresAt: other.lock.expiry })
+          const short = yield* Effect.fork(engine.withLock(ref, () => Effect.void, { wait: "10 seconds" }))
+          yield* TestClock.adjust("11 seconds")
+          expect(yield* Effect.flip(short.await.pipe(Effect.flatten))).toMatchObject({ _tag: "CreditLocked" })
+          const patient = yield* Effect.fork(
+            engine.withLock(ref, ({ lock }) => Effect.succeed(lock.token), { wait: "5 minutes" }),
+          )
+          yield* TestClock.adjust("108 seconds")
+          expect(patient.unsafePoll(), "still waiting while the other lock lives").toBeNull()
+          yield* TestClock.adjust("1 second")
+          expect(yield* patient.await.pipe(Effect.flatten), "granted at the other lock's expiry").toBe(
+            other.lock.token + 1,
+          )
+        }),
+      ),
+    )
+
+    it.effect("interrupted while the work runs: the lock is released", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const running = yield* Effect.fork(engine.withLock(ref, () => Effect.never))
+          yield* TestClock.adjust("1 second")
+          yield* expectRejected(ref, "CreditLocked", engine.lock(ref))
+          yield* Fiber.interrupt(running)
+          yield* engine.lock(ref)
+        }),
+      ),
+    )
+
+    it.effect(
+      "a lock that ran out while the work ran is LockExpired, taken over or not; an admin release is LockNotHeld",
+      () =>
+        provide(
+          Effect.gen(function* () {
+            const engine = yield* CreditEngine
+            const ref = contract()
+            yield* engine.openHolder(ref)
+            const expired = yield* Effect.flip(engine.withLock(ref, () => TestClock.adjust("121 seconds")))
+            expect(expired).toMatchObject({ _tag: "LockExpired", code: "LOCK_EXPIRED" })
+            const takenOver = yield* Effect.flip(
+              engine.withLock(ref, () => Effect.zipRight(TestClock.adjust("121 seconds"), engine.lock(ref))),
+            )
+            expect(takenOver).toMatchObject({ _tag: "LockExpired" })
+            yield* TestClock.adjust("121 seconds")
+            const released = yield* Effect.flip(
+              engine.withLock(ref, () => engine.unlockCustomer({ customerId: ref.customerId })),
+            )
+            expect(released).toMatchObject({ _tag: "LockNotHeld" })
+            const invalid = yield* Effect.flip(engine.withLock(ref, () => Effect.void, { wait: -1 }))
+            expect(invalid).toMatchObject({ _tag: "InvalidRequest" })
+          }),
+        ),
     )
   })
 }

@@ -79,6 +79,15 @@ export const DEFAULT_ENGINE_OPTIONS: {
   readonly settleTimeout: Duration.Duration
 } = defaults
 
+/** Options of `withLock`. */
+export interface WithLockOptions {
+  /**
+   * How long to wait for a contended lock before answering CreditLocked: 0 (try once) to 24 hours
+   * (default 30 seconds).
+   */
+  readonly wait?: Duration.DurationInput | undefined
+}
+
 /** A lock key as callers hold it: plain, or wrapped in `Redacted` so it is never logged. */
 export type LockKeyInput = string | Redacted.Redacted<string>
 
@@ -164,6 +173,24 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
     ) => Effect.Effect<
       ExtendResult,
       InvalidRequest | HolderNotFound | LockNotHeld | LockKeyMismatch | LockExpired | WriteFailure
+    >
+
+    /**
+     * Locks the holder, runs `use` with the lock, and releases it in every case (success, failure,
+     * interruption). A contended lock is retried with jittered back-off that never sleeps past the
+     * refusing lock's expiry, for at most `options.wait` (default 30 s; then CreditLocked). After
+     * `use` succeeds, a lock that did not hold to the end is an error, not a success: it expired
+     * meanwhile → LockExpired; an administrator released it → LockNotHeld. `use`'s own failure is
+     * answered as it is. Interrupt the effect to give up (the lock is released).
+     */
+    readonly withLock: <A, E, R>(
+      ref: HolderRef,
+      use: (lock: LockResult) => Effect.Effect<A, E, R>,
+      options?: WithLockOptions,
+    ) => Effect.Effect<
+      A,
+      E | InvalidRequest | HolderNotFound | CreditLocked | LockExpired | LockNotHeld | WriteFailure,
+      R
     >
 
     /** Releases the live lock held with `key`; no live lock → success; another key → LockKeyMismatch. */

@@ -7,6 +7,7 @@
  */
 import {
   Cause,
+  Data,
   type Duration,
   Effect,
   Either,
@@ -25,6 +26,7 @@ import {
   type JournalOptions,
   type LockKeyInput,
   type UnlockCustomerOptions,
+  type WithLockOptions,
 } from "./CreditEngine.js"
 import type { CustomerLookup, UnlockCustomerResult } from "./CustomerUnlock.js"
 import type { CreditEngineError } from "./Errors.js"
@@ -33,7 +35,7 @@ import type { CreditView, HolderRef, OpenHolderOptions, OpenResult } from "./Hol
 import { validateOptions } from "./internal/options.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
-import type { ExtendResult } from "./Lock.js"
+import type { ExtendResult, LockResult } from "./Lock.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -99,6 +101,20 @@ export interface AsyncCreditEngine extends AsyncDisposable {
   /** Extends the live lock held with `key` (see `CreditEngine.extendLock`); `ttl` in ms or as text such as `"30 seconds"`. */
   extendLock(ref: HolderRef, key: LockKeyInput, ttl?: Duration.DurationInput): Promise<ExtendResult>
   unlock(ref: HolderRef, key: LockKeyInput): Promise<void>
+  /**
+   * Locks the holder, awaits `fn` with the lock, and releases it in every case (see
+   * `CreditEngine.withLock`): contention is waited out for `options.wait` (default 30 s), and
+   * `options.signal` gives up (the lock, if held, is released; the promise rejects with the
+   * signal's reason). `fn` gets a signal that aborts when the call is given up. `fn`'s own
+   * rejection is passed through as it is; a lock that did not hold to the end rejects with
+   * CreditError `LOCK_EXPIRED` (or `LOCK_NOT_HELD` after an administrative unlock), even though
+   * `fn` resolved — treat what `fn` did outside creditlock as unfenced.
+   */
+  withLock<A>(
+    ref: HolderRef,
+    fn: (locked: PlainLockResult, signal: AbortSignal) => Promise<A>,
+    options?: WithLockOptions & { readonly signal?: AbortSignal | undefined },
+  ): Promise<A>
   unlockCustomer(lookup: CustomerLookup, options?: UnlockCustomerOptions): Promise<UnlockCustomerResult>
   setCreditLimits(balanceGroupId: string, request: CreditLimitRequestInput): Promise<CreditLimitsView>
   getCreditLimits(balanceGroupId: string): Promise<CreditLimitsView>
@@ -109,6 +125,9 @@ export interface AsyncCreditEngine extends AsyncDisposable {
   /** Releases the engine and its storage (closing connections the library opened). */
   close(): Promise<void>
 }
+
+/** A rejection of the caller's own function inside `withLock`, passed back to the caller as it is. */
+class CallerFailure extends Data.TaggedError("CallerFailure")<{ readonly error: unknown }> {}
 
 const isEngineError = (u: unknown): u is CreditEngineError =>
   Predicate.hasProperty(u, "_tag") && Predicate.hasProperty(u, "status") && Predicate.hasProperty(u, "code")
@@ -159,17 +178,51 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
 
   const close = () => runtime.dispose()
 
+  const plain = (r: LockResult): PlainLockResult => ({
+    credit: r.credit,
+    lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry, token: r.lock.token },
+  })
+
+  const withLock: AsyncCreditEngine["withLock"] = async (ref, fn, options = {}) => {
+    const { signal, ...lockOptions } = options
+    const program = Effect.flatMap(CreditEngine, (e) =>
+      e.withLock(
+        ref,
+        (locked) =>
+          Effect.tryPromise({
+            try: (aborted) => fn(plain(locked), aborted),
+            catch: (error) => new CallerFailure({ error }),
+          }),
+        lockOptions,
+      ),
+    )
+    const exit = await runtime.runPromiseExit(program, signal === undefined ? undefined : { signal })
+    if (Exit.isSuccess(exit)) return exit.value
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isSome(failure)) {
+      const error: unknown = failure.value
+      if (error instanceof CallerFailure) throw error.error
+      if (isEngineError(error)) throw CreditError.fromEngineError(error)
+    }
+    if (signal?.aborted === true && Cause.isInterruptedOnly(exit.cause)) throw signal.reason
+    throw new CreditError({
+      tag: "Defect",
+      status: 500,
+      code: "INTERNAL",
+      title: "Internal Server Error",
+      detail: "an unexpected error occurred",
+      cause: Cause.squash(exit.cause),
+    })
+  }
+
   return {
     openHolder: (ref, opts) => run((e) => e.openHolder(ref, opts)),
     getCredit: (ref) => run((e) => e.getCredit(ref)),
-    lock: (ref) =>
-      run((e) => e.lock(ref)).then((r) => ({
-        credit: r.credit,
-        lock: { key: Redacted.value(r.lock.key), expiry: r.lock.expiry, token: r.lock.token },
-      })),
+    lock: (ref) => run((e) => e.lock(ref)).then(plain),
     modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
     extendLock: (ref, key, ttl) => run((e) => e.extendLock(ref, key, ttl)),
     unlock: (ref, key) => run((e) => e.unlock(ref, key)),
+    withLock,
     unlockCustomer: (lookup, opts) => run((e) => e.unlockCustomer(lookup, opts)),
     setCreditLimits: (id, request) => run((e) => e.setCreditLimits(id, request)),
     getCreditLimits: (id) => run((e) => e.getCreditLimits(id)),

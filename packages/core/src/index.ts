@@ -17,6 +17,7 @@ export {
   type JournalOptions,
   type LockKeyInput,
   type UnlockCustomerOptions,
+  type WithLockOptions,
 } from "./CreditEngine.js"
 /** ISO 4217 currencies: codes, lookups, and major ↔ minor units. */
 export {

@@ -24,6 +24,7 @@ const expected: Record<keyof typeof entryPoints, ReadonlyArray<string>> = {
     "JournalOptions",
     "LockKeyInput",
     "UnlockCustomerOptions",
+    "WithLockOptions",
     "AsyncCreditEngine",
     "CreateCreditEngineOptions",
     "CreditError",

@@ -44,6 +44,7 @@ import { durationSetting, validateOptions } from "./options.js"
 import type { Transaction } from "./plan.js"
 import { Id } from "./schemas.js"
 import { transact as runTransaction } from "./transact.js"
+import { withLock as makeWithLock } from "./withLock.js"
 
 const formatIssues = (issue: ParseResult.ParseIssue): string =>
   ParseResult.ArrayFormatter.formatIssueSync(issue)
@@ -161,8 +162,13 @@ export const make = (
         const ref = yield* decodeRef(refIn)
         const keyHash = hashLockKey(yield* decodeKey(keyText(keyIn)))
         yield* withHolder(ref)
-        return yield* transact(unlockTransaction(ref, keyHash))
+        yield* transact(unlockTransaction(ref, keyHash))
       }).pipe(traced("unlock"))
+
+    const withLock = makeWithLock({
+      lock,
+      release: (ref: HolderRef, key: string) => transact(unlockTransaction(ref, hashLockKey(key))),
+    })
 
     /** Keeps the candidates of a lookup that really are indexed under `key` (indexes may be stale). */
     const confirm = (key: LookupKey, candidates: ReadonlyArray<HolderRef>) =>
@@ -300,6 +306,7 @@ export const make = (
       lock,
       modify,
       extendLock,
+      withLock,
       unlock,
       unlockCustomer,
       setCreditLimits,

@@ -186,29 +186,39 @@ export const lockTransaction = (
 })
 
 /**
+ * What an unlock found: whether this call released a live lock, and otherwise the holder's last
+ * lock (expired, or null when none is left), so `withLock` can tell an expiry from a release by
+ * someone else.
+ */
+export interface UnlockOutcome {
+  readonly released: boolean
+  readonly last: LockState | null
+}
+
+/**
  * Releases the live lock held with `keyHash`. The witness is the effect itself: no live lock with
  * this key hash on the holder (whoever released it, it is released).
  */
 export const unlockTransaction = (
   ref: HolderRef,
   keyHash: string,
-): Transaction<void, HolderNotFound | LockKeyMismatch> => ({
+): Transaction<UnlockOutcome, HolderNotFound | LockKeyMismatch> => ({
   ref,
   witness: { _tag: "Released", keyHash },
   plan: ({ stored }, now) =>
     Either.gen(function* () {
       const { document } = yield* requireOpen(ref, stored)
       const decision = yield* decideUnlock(document, now, keyHash)
-      if (decision._tag === "Nothing") return { result: undefined, events: [] }
+      if (decision._tag === "Nothing") return { result: { released: false, last: document.lock }, events: [] }
       return {
-        result: undefined,
+        result: { released: true, last: decision.released },
         write: { document: decision.document, entries: [], index: [], claims: [] },
         events: [{ _tag: "LockReleased", holder: ref, at: new Date(now) }],
       }
     }),
   // The lock with this key is gone; announce a release only when no lock is left (an expired lock
   // still in place, or another one, was not released by this call).
-  landed: ({ stored, sent }) => ({ result: undefined, events: stored.document.lock === null ? sent.events : [] }),
+  landed: ({ stored, sent }) => ({ result: sent.result, events: stored.document.lock === null ? sent.events : [] }),
 })
 
 /**

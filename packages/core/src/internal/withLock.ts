@@ -1,0 +1,106 @@
+/**
+ * `withLock`: acquire a holder's lock (waiting out contention), run the caller's work with it, and
+ * release it whatever happens — then say whether the lock held all the way.
+ *
+ * @internal
+ */
+import { Clock, Duration, Effect, Either, Exit, Random, Redacted } from "effect"
+import type { WithLockOptions } from "../CreditEngine.js"
+import { type CreditLocked, InvalidRequest, LockExpired, LockNotHeld } from "../Errors.js"
+import type { HolderRef } from "../Holder.js"
+import type { LockResult } from "../Lock.js"
+import type { UnlockOutcome } from "./lock.js"
+import { durationSetting } from "./options.js"
+
+/** How long `withLock` waits for a contended lock by default. */
+export const DEFAULT_LOCK_WAIT = Duration.seconds(30)
+
+/** The first wait after a refusal, doubled per refusal up to {@link MAX_WAIT_MILLIS}, jittered. */
+const FIRST_WAIT_MILLIS = 20
+const MAX_WAIT_MILLIS = 1_000
+
+/** What `withLock` needs from the engine. */
+export interface LockOps<EL, EU> {
+  readonly lock: (ref: HolderRef) => Effect.Effect<LockResult, EL>
+  readonly release: (ref: HolderRef, key: string) => Effect.Effect<UnlockOutcome, EU>
+}
+
+const knownOptions = new Set(["wait"])
+
+/**
+ * Acquires with retry on CreditLocked: jittered exponential back-off (20 ms doubling to 1 s), never
+ * sleeping past the refusing lock's expiry (it is free then) nor past the wait deadline; at the
+ * deadline the last CreditLocked is the answer. Then runs `use`, and releases in every case
+ * (success, failure, interruption). After a successful `use` the release tells whether the lock
+ * held throughout: it expired meanwhile (and perhaps was taken over) → LockExpired; someone else
+ * released it (an administrator) → LockNotHeld. A release that fails in the storage is logged and
+ * does not hide `use`'s own result: the lock then ends with its TTL.
+ */
+export const withLock =
+  <EL, EU>(ops: LockOps<EL, EU>) =>
+  <A, E, R>(
+    ref: HolderRef,
+    use: (lock: LockResult) => Effect.Effect<A, E, R>,
+    options: WithLockOptions = {},
+  ): Effect.Effect<A, E | EL | InvalidRequest | CreditLocked | LockExpired | LockNotHeld, R> =>
+    Effect.gen(function* () {
+      if (typeof options !== "object" || options === null) {
+        return yield* new InvalidRequest({ detail: "withLock options: must be an object" })
+      }
+      const unknown = Object.keys(options).filter((k) => !knownOptions.has(k))
+      if (unknown.length > 0) {
+        return yield* new InvalidRequest({ detail: `withLock options: unknown option ${unknown.join(", ")}` })
+      }
+      const waitMillis = yield* durationSetting("wait", options.wait, DEFAULT_LOCK_WAIT, 0, 86_400_000)
+      const deadline = (yield* Clock.currentTimeMillis) + waitMillis
+
+      const acquire = Effect.gen(function* () {
+        for (let refusal = 0; ; refusal++) {
+          const attempt = yield* Effect.either(ops.lock(ref))
+          if (Either.isRight(attempt)) return attempt.right
+          const error = attempt.left
+          const isLocked = (e: unknown): e is CreditLocked =>
+            typeof e === "object" && e !== null && "_tag" in e && e._tag === "CreditLocked"
+          if (!isLocked(error)) return yield* Effect.fail(error)
+          const now = yield* Clock.currentTimeMillis
+          if (now >= deadline) return yield* Effect.fail(error)
+          const cap = Math.min(FIRST_WAIT_MILLIS * 2 ** refusal, MAX_WAIT_MILLIS)
+          const jittered = yield* Random.nextIntBetween(Math.ceil(cap / 2), cap + 1)
+          const untilFree = error.expiresAt === undefined ? jittered : Math.max(1, error.expiresAt.getTime() - now)
+          yield* Effect.sleep(Math.max(1, Math.min(jittered, untilFree, deadline - now)))
+        }
+      })
+
+      return yield* Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function* () {
+          const granted = yield* restore(acquire)
+          const key = Redacted.value(granted.lock.key)
+          const exit = yield* Effect.exit(restore(use(granted)))
+          const released = yield* Effect.either(ops.release(ref, key))
+          if (Either.isLeft(released)) {
+            const error = released.left as { readonly _tag?: unknown }
+            // A live lock with another key: this one expired and was taken over.
+            if (Exit.isSuccess(exit) && error._tag === "LockKeyMismatch") {
+              return yield* new LockExpired({
+                detail: `the lock expired while the work under it ran (at ${granted.lock.expiry.toISOString()} or later) and was taken over`,
+                expiredAt: granted.lock.expiry,
+              })
+            }
+            yield* Effect.logWarning("withLock could not release the lock; it ends with its TTL", released.left)
+            return yield* exit
+          }
+          if (Exit.isFailure(exit) || released.right.released) return yield* exit
+          const { last } = released.right
+          if (last !== null) {
+            const expiredAt = new Date(last.expiresAt)
+            return yield* new LockExpired({
+              detail: `the lock expired at ${expiredAt.toISOString()}, while the work under it ran`,
+              expiredAt,
+            })
+          }
+          return yield* new LockNotHeld({
+            detail: "the lock was released by someone else (an administrative unlock) while the work under it ran",
+          })
+        }),
+      )
+    })
