@@ -29,7 +29,7 @@ const program = Effect.gen(function* () {
   const opened = yield* client.credit.openHolder({ path, payload: {} })
   yield* Console.log(`opened: ${opened.created}`)
 
-  const { data } = yield* client.credit.lock({ path })
+  const { data } = yield* client.credit.lock({ path, headers: {} })
   const result = yield* client.credit.modify({
     path,
     headers: { "x-lock-key": data.lock.key, "idempotency-key": "invoice-2026-11" },
@@ -42,7 +42,7 @@ const program = Effect.gen(function* () {
   yield* Console.log(`GBP credit: ${gbp?.amount.value} (journal entry ${result.meta.entryId})`)
 
   // A second lock while the first lives is refused; the failure is the engine's CreditLocked.
-  yield* client.credit.lock({ path }).pipe(
+  yield* client.credit.lock({ path, headers: {} }).pipe(
     Effect.flatMap(() => Console.log("second lock granted")),
     Effect.catchTag("CreditLocked", (error) => Console.log(`second lock refused: ${error.code}`)),
   )

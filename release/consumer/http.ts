@@ -29,7 +29,7 @@ export const web: { readonly handler: (request: Request) => Promise<Response> } 
 export const lockOverHttp = Effect.gen(function* () {
   const client = yield* Client.make({ baseUrl: "http://127.0.0.1:8080", credential: { token: "admin-token" } })
   const path = { customerId: "c", holderType: "contracts" as const, holderId: "s" }
-  const { data } = yield* client.credit.lock({ path })
+  const { data } = yield* client.credit.lock({ path, headers: {} })
   const extended = yield* client.credit.extend({ path, payload: { key: data.lock.key } })
   const token: number = extended.data.lock.token
   return token

@@ -25,7 +25,13 @@ interface ModelHolder {
   open: boolean
   readonly credit: Map<string, number>
   /** The last lock granted, live or expired; null once released. */
-  lock: { readonly key: string; readonly grantedAt: number; expiresAt: number; readonly token: number } | null
+  lock: {
+    readonly key: string
+    readonly grantedAt: number
+    expiresAt: number
+    readonly token: number
+    readonly reference: string | undefined
+  } | null
   /** The fencing token of the last grant (0: none). */
   lastToken: number
   readonly keys: Array<string>
@@ -87,24 +93,34 @@ class Open implements fc.AsyncCommand<Model, Real> {
 }
 
 class Lock implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly i: number) {}
+  constructor(
+    readonly i: number,
+    readonly reference?: string,
+  ) {}
   check = () => true
   async run(m: Model, r: Real) {
     const h = m.holders[this.i] as ModelHolder
-    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.lock(r.refs[this.i] as HolderRef)))
-    const expected = !h.open ? "HolderNotFound" : live(h, m.now) ? "CreditLocked" : "ok"
+    const options = this.reference === undefined ? {} : { reference: this.reference }
+    const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.lock(r.refs[this.i] as HolderRef, options)))
+    const retry = live(h, m.now) && this.reference !== undefined && h.lock?.reference === this.reference
+    const expected = !h.open ? "HolderNotFound" : retry ? "ok" : live(h, m.now) ? "CreditLocked" : "ok"
     expect(tagOf(result)).toBe(expected)
-    if (Either.isRight(result)) {
+    if (retry && Either.isRight(result) && h.lock !== null) {
+      // A retry under the reference of the live lock: that same lock, never a second live key.
+      expect(Redacted.value(result.right.lock.key)).toBe(h.lock.key)
+      expect(result.right.lock.expiry.getTime()).toBe(h.lock.expiresAt)
+      expect(result.right.lock.token).toBe(h.lock.token)
+    } else if (Either.isRight(result)) {
       const key = Redacted.value(result.right.lock.key)
       expect(result.right.lock.expiry.getTime()).toBe(m.now + TTL)
       expect(result.right.lock.token, "the next fencing token").toBe(h.lastToken + 1)
       h.lastToken = result.right.lock.token
-      h.lock = { key, grantedAt: m.now, expiresAt: m.now + TTL, token: h.lastToken }
+      h.lock = { key, grantedAt: m.now, expiresAt: m.now + TTL, token: h.lastToken, reference: this.reference }
       h.keys.push(key)
     }
     await checkHolder(m, r, this.i)
   }
-  toString = () => `lock(${this.i})`
+  toString = () => `lock(${this.i}${this.reference === undefined ? "" : `, ${this.reference}`})`
 }
 
 class Modify implements fc.AsyncCommand<Model, Real> {
@@ -260,8 +276,9 @@ const commands = [
   fc.tuple(holderIndex, keyPick, fc.nat(5), deltas).map(([i, p, s, d]) => new Modify(i, p, s, d)),
   fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Unlock(i, p, s)),
   fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Extend(i, p, s)),
-  // Locks and extensions twice as often, so that sequences reach extended locks and their cap.
-  holderIndex.map((i) => new Lock(i)),
+  // Locks and extensions twice as often, so that sequences reach extended locks and their cap;
+  // the second kind of lock carries one of two references, so retries meet their own lock.
+  fc.tuple(holderIndex, fc.constantFrom("ref-a", "ref-b")).map(([i, reference]) => new Lock(i, reference)),
   fc.tuple(holderIndex, keyPick, fc.nat(5)).map(([i, p, s]) => new Extend(i, p, s)),
   fc.constantFrom<0 | 1>(0, 1).map((c) => new UnlockCustomer(c)),
   fc.constantFrom(1, 1_000, 50_000, 50_000, 60_000, 119_999, 120_000, 120_000, 300_000).map((ms) => new Advance(ms)),

@@ -5,8 +5,9 @@
  * @module
  */
 import { CreditEngine, type CreditEngineOptions, Storage } from "@creditlock/core"
+import { encodeDocument } from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, type Scope, TestClock } from "effect"
+import { Effect, Fiber, Option, Redacted, type Scope, TestClock } from "effect"
 import { change, contract, creditValue, engineWith, expectRejected, type StorageLayer } from "./Harness.js"
 
 export const ttlTests = (storage: StorageLayer) => {
@@ -271,6 +272,67 @@ export const ttlTests = (storage: StorageLayer) => {
             expect(invalid).toMatchObject({ _tag: "InvalidRequest" })
           }),
         ),
+    )
+  })
+
+  describe("lock retries with a reference", () => {
+    const secret = "a-deployment-secret-of-32-characters!"
+    it.effect("a retry while the lock lives returns the same lock, with no write; the key is never stored", () =>
+      withOptions(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const storage = yield* Storage
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const first = yield* engine.lock(ref, { reference: "grant-1" })
+          const before = yield* revision(ref)
+          yield* TestClock.adjust("30 seconds")
+          const retry = yield* engine.lock(ref, { reference: "grant-1" })
+          expect(Redacted.value(retry.lock.key)).toBe(Redacted.value(first.lock.key))
+          expect(retry.lock).toMatchObject({ expiry: first.lock.expiry, token: first.lock.token })
+          expect(yield* revision(ref), "a retry writes nothing").toBe(before)
+          yield* expectRejected(ref, "CreditLocked", engine.lock(ref, { reference: "grant-2" }))
+          yield* expectRejected(ref, "CreditLocked", engine.lock(ref))
+          const stored = Option.getOrThrow(yield* storage.load(ref))
+          expect(encodeDocument(stored.document)).not.toContain(Redacted.value(first.lock.key))
+          expect(encodeDocument(stored.document)).not.toContain("grant-1")
+          // Once the lock is released (or expired), the same reference is a new grant.
+          yield* engine.unlock(ref, first.lock.key)
+          const again = yield* engine.lock(ref, { reference: "grant-1" })
+          expect(Redacted.value(again.lock.key)).not.toBe(Redacted.value(first.lock.key))
+          expect(again.lock.token).toBe(first.lock.token + 1)
+          yield* TestClock.adjust("121 seconds")
+          const afterExpiry = yield* engine.lock(ref, { reference: "grant-1" })
+          expect(afterExpiry.lock.token).toBe(again.lock.token + 1)
+          yield* expectRejected(ref, "InvalidRequest", engine.lock(ref, { reference: "" }))
+        }),
+        { lockKeySecret: secret },
+      ),
+    )
+
+    it.effect("engines that share the secret answer each other's retries; another secret gets CreditLocked", () =>
+      Effect.gen(function* () {
+        const ref = contract()
+        const viaOne = Effect.provide(
+          Effect.flatMap(CreditEngine, (e) => Effect.zipRight(e.openHolder(ref), e.lock(ref, { reference: "r-9" }))),
+          CreditEngine.layer({ lockKeySecret: secret }),
+        )
+        const viaTwo = (lockKeySecret: string) =>
+          Effect.provide(
+            Effect.flatMap(CreditEngine, (e) => e.lock(ref, { reference: "r-9" })),
+            CreditEngine.layer({ lockKeySecret }),
+          )
+        const program = Effect.gen(function* () {
+          const first = yield* viaOne
+          const same = yield* viaTwo(secret)
+          expect(Redacted.value(same.lock.key)).toBe(Redacted.value(first.lock.key))
+          const other = yield* Effect.flip(viaTwo("another-secret-of-thirty-two-characters"))
+          expect(other).toMatchObject({ _tag: "CreditLocked", expiresAt: first.lock.expiry })
+          const short = yield* Effect.flip(viaTwo("too short"))
+          expect(short).toMatchObject({ _tag: "InvalidRequest" })
+        })
+        yield* Effect.provide(program, storage)
+      }),
     )
   })
 }

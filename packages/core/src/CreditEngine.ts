@@ -37,7 +37,7 @@ import { make } from "./internal/engine.js"
 import { defaults } from "./internal/options.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
-import type { ExtendResult, LockResult } from "./Lock.js"
+import type { ExtendResult, LockOptions, LockResult } from "./Lock.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -54,6 +54,14 @@ export interface CreditEngineOptions {
    * past it.
    */
   readonly maxLockLifetime?: Duration.DurationInput | undefined
+  /**
+   * The secret from which the keys of locks granted under a reference are derived (see
+   * `LockOptions.reference`): 32–1024 characters, never stored. Default: 256 random bits per
+   * engine, so a retry finds its lock again only through the same engine; give every process of a
+   * deployment the same secret (from a secret store) so a retry may reach any of them. Changing it
+   * only makes retries of the locks live at that moment answer CreditLocked.
+   */
+  readonly lockKeySecret?: string | Redacted.Redacted<string> | undefined
   /** Attempts per operation when commits conflict, an integer 1–1000 (default 16), before StorageUnavailable. */
   readonly maxAttempts?: number | undefined
   /** Events kept for each slow subscriber before the oldest are dropped, an integer 1–1,000,000 (default 1024). */
@@ -130,9 +138,13 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       ref: HolderRef,
     ) => Effect.Effect<CreditView, InvalidRequest | HolderNotFound | StorageUnavailable>
 
-    /** Grants a lock when the holder has no live lock; a live lock, held by anyone → CreditLocked. */
+    /**
+     * Grants a lock when the holder has no live lock; a live lock, held by anyone → CreditLocked.
+     * With `options.reference`, a retry while the lock it granted lives returns that same lock.
+     */
     readonly lock: (
       ref: HolderRef,
+      options?: LockOptions,
     ) => Effect.Effect<LockResult, InvalidRequest | HolderNotFound | CreditLocked | WriteFailure>
 
     /**

@@ -18,6 +18,18 @@ export interface LockState {
   readonly expiresAt: number
   /** The lock's fencing token (absent on locks granted before tokens were kept). */
   readonly token?: number
+  /** For a lock granted under a caller's reference: the reference's SHA-256 and the grant's nonce. */
+  readonly reference?: { readonly hash: string; readonly nonce: string }
+}
+
+/** Options of `lock`. */
+export interface LockOptions {
+  /**
+   * The caller's reference for this grant (1–128 characters, e.g. the HTTP `Idempotency-Key`):
+   * while the lock it granted lives, a retry with the same reference returns the same lock — same
+   * key, expiry and token — instead of CreditLocked, so a lost reply does not lock the caller out.
+   */
+  readonly reference?: string | undefined
 }
 
 /**

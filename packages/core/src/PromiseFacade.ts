@@ -35,7 +35,7 @@ import type { CreditView, HolderRef, OpenHolderOptions, OpenResult } from "./Hol
 import { validateOptions } from "./internal/options.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
-import type { ExtendResult, LockResult } from "./Lock.js"
+import type { ExtendResult, LockOptions, LockResult } from "./Lock.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -96,7 +96,7 @@ export interface PlainLockResult {
 export interface AsyncCreditEngine extends AsyncDisposable {
   openHolder(ref: HolderRef, options?: OpenHolderOptions): Promise<OpenResult>
   getCredit(ref: HolderRef): Promise<CreditView>
-  lock(ref: HolderRef): Promise<PlainLockResult>
+  lock(ref: HolderRef, options?: LockOptions): Promise<PlainLockResult>
   modify(ref: HolderRef, key: LockKeyInput, request: ModifyRequestInput): Promise<ModifyResult>
   /** Extends the live lock held with `key` (see `CreditEngine.extendLock`); `ttl` in ms or as text such as `"30 seconds"`. */
   extendLock(ref: HolderRef, key: LockKeyInput, ttl?: Duration.DurationInput): Promise<ExtendResult>
@@ -218,7 +218,7 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
   return {
     openHolder: (ref, opts) => run((e) => e.openHolder(ref, opts)),
     getCredit: (ref) => run((e) => e.getCredit(ref)),
-    lock: (ref) => run((e) => e.lock(ref)).then(plain),
+    lock: (ref, opts) => run((e) => e.lock(ref, opts)).then(plain),
     modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
     extendLock: (ref, key, ttl) => run((e) => e.extendLock(ref, key, ttl)),
     unlock: (ref, key) => run((e) => e.unlock(ref, key)),

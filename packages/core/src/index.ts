@@ -93,7 +93,7 @@ export {
   type ThresholdRecord,
 } from "./Limits.js"
 /** Locks: what `lock` grants. */
-export type { ExtendedLock, ExtendResult, GrantedLock, LockResult } from "./Lock.js"
+export type { ExtendedLock, ExtendResult, GrantedLock, LockOptions, LockResult } from "./Lock.js"
 /** Modifications: the request `modify` takes and what it answers. */
 export { Modification, ModifyRequest, type ModifyRequestInput, type ModifyResult } from "./Modification.js"
 /** The Promise facade, for services that do not use Effect. */

@@ -42,6 +42,7 @@ const expected: Record<keyof typeof entryPoints, ReadonlyArray<string>> = {
     "ExtendedLock",
     "ExtendResult",
     "GrantedLock",
+    "LockOptions",
     "LockResult",
     "Modification",
     "ModifyRequest",

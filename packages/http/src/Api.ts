@@ -50,6 +50,7 @@ import {
   HolderPath,
   JournalParams,
   JournalResponse,
+  LockHeaders,
   LockResponse,
   ModifyBody,
   ModifyHeaders,
@@ -94,6 +95,7 @@ export class CreditGroup extends HttpApiGroup.make("credit")
   .add(
     HttpApiEndpoint.put("lock", `${holder}/_lock`)
       .setPath(HolderPath)
+      .setHeaders(LockHeaders)
       .addSuccess(LockResponse, { status: 201 })
       .addError(HolderNotFoundProblem)
       .addError(CreditLockedProblem)
@@ -101,7 +103,8 @@ export class CreditGroup extends HttpApiGroup.make("credit")
       .annotateContext(
         OpenApi.annotations({
           summary: "Lock the credit; the key is needed to modify and unlock",
-          description: "A live lock held by anyone → 423 CREDIT_LOCKED. Locks expire (120 s by default).",
+          description:
+            "A live lock held by anyone → 423 CREDIT_LOCKED (Retry-After: seconds until it expires). Locks expire (120 s by default). With an Idempotency-Key, a retry while the lock it granted lives answers 201 with that same lock: a lost response does not lock the caller out. Each grant carries a fencing token that grows with every grant on the holder.",
         }),
       ),
   )

@@ -7,7 +7,7 @@
  * ```ts
  * const client = yield* Client.make({ baseUrl: "http://127.0.0.1:8080", credential: { token } })
  * const path = { customerId: "cus_1", holderType: "contracts", holderId: "sub_1" } as const
- * const { data } = yield* client.credit.lock({ path })
+ * const { data } = yield* client.credit.lock({ path, headers: {} })
  * ```
  *
  * It needs an `HttpClient` (e.g. `FetchHttpClient.layer` from @effect/platform).

@@ -64,10 +64,11 @@ export const CreditLive = HttpApiBuilder.group(CreditLockApi, "credit", (handler
           return opened.created ? { ...body, created: true as const } : { ...body, created: false as const }
         }),
       )
-      .handle("lock", ({ path }) =>
+      .handle("lock", ({ path, headers }) =>
         Effect.gen(function* () {
           yield* requireCustomer(path.customerId)
-          const { credit, lock } = yield* engine.lock(refOf(path))
+          const reference = headers["idempotency-key"]
+          const { credit, lock } = yield* engine.lock(refOf(path), reference === undefined ? {} : { reference })
           return {
             data: { credit: creditStateJson(credit), lock: { key: lock.key, expiry: lock.expiry, token: lock.token } },
             meta: {},

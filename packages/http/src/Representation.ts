@@ -123,6 +123,14 @@ export const ModifyHeaders = Schema.Struct({
   }),
 })
 
+/** The headers of `_lock`: an optional `Idempotency-Key`. */
+export const LockHeaders = Schema.Struct({
+  "idempotency-key": Schema.optional(Reference).annotations({
+    description:
+      "Recommended. The grant's reference (1–128 characters): while the lock it granted lives, a retry with the same key returns that same lock (same key, expiry and token) instead of 423, so a lost response does not lock the caller out. Use an unguessable value (a UUID): whoever repeats it for this holder while the lock lives receives its key.",
+  }),
+})
+
 /** `_modify` → 200 `{ data: { holder, current }, meta: { entryId } }`. */
 export const ModifyResponse = Schema.Struct({
   data: CreditStateJson,

@@ -18,7 +18,7 @@ describe("typed client", () => {
         const client = yield* Client.make({ baseUrl: h.base, credential: { token: Redacted.make(ADMIN.token) } })
         const opened = yield* client.credit.openHolder({ path, payload: { balanceGroupId: "bg-client" } })
         const reopened = yield* client.credit.openHolder({ path, payload: {} })
-        const { data } = yield* client.credit.lock({ path })
+        const { data } = yield* client.credit.lock({ path, headers: {} })
         const modified = yield* client.credit.modify({
           path,
           headers: { "x-lock-key": data.lock.key, "idempotency-key": "client-1" },
@@ -62,15 +62,15 @@ describe("typed client", () => {
           credential: { token: TRACK.token, username: TRACK.username },
         })
         yield* client.credit.openHolder({ path, payload: {} })
-        yield* client.credit.lock({ path })
-        const locked = yield* Effect.either(client.credit.lock({ path }))
+        yield* client.credit.lock({ path, headers: {} })
+        const locked = yield* Effect.either(client.credit.lock({ path, headers: {} }))
         const mismatch = yield* Effect.either(
           client.credit.unlock({ path, payload: { key: Redacted.make("not-the-key") } }),
         )
         const released = yield* client.customer.unlockCustomer({ payload: { customer_id: "cus_client" } })
         const anonymous = yield* Client.make({ baseUrl: h.base })
         const unauthorized = yield* Effect.either(anonymous.credit.getCredit({ path }))
-        const recovered = yield* client.credit.lock({ path }).pipe(
+        const recovered = yield* client.credit.lock({ path, headers: {} }).pipe(
           Effect.as("locked again"),
           Effect.catchTag("CreditLocked", () => Effect.succeed("still locked")),
         )

@@ -122,4 +122,22 @@ describe("locks over HTTP", () => {
     expect(expired.status).toBe(423)
     expect(problemOf(expired.json)).toMatchObject({ code: "LOCK_EXPIRED", expiredAt: body.data.lock.expiry })
   })
+
+  it("PUT _lock with an Idempotency-Key: a retry while the lock lives gets the same lock, another key 423", async () => {
+    const ref = fresh()
+    await open(ref)
+    const withKey = (key: string) =>
+      request(h.base, "PUT", `${holderPath(ref)}/_lock`, { headers: { ...bearer(ADMIN), "idempotency-key": key } })
+    const first = await withKey("grant-7f3c")
+    expect(first.status).toBe(201)
+    const retry = await withKey("grant-7f3c")
+    expect(retry.status).toBe(201)
+    expect(retry.json).toEqual(first.json)
+    const other = await withKey("grant-other")
+    expect(other.status).toBe(423)
+    expect(problemOf(other.json)).toMatchObject({ code: "CREDIT_LOCKED" })
+    expect(other.text).not.toContain((first.json as { data: { lock: Granted } }).data.lock.key)
+    const bad = await withKey("x".repeat(129))
+    expect(bad.status).toBe(400)
+  })
 })

@@ -31,18 +31,19 @@ import type { CreditEvent } from "../Events.js"
 import { HolderRef, OpenHolderOptions } from "../Holder.js"
 import type { JournalEntry, JournalPage } from "../Journal.js"
 import { CreditLimitRequest, type CreditLimitRequestInput } from "../Limits.js"
+import type { LockOptions } from "../Lock.js"
 import { ModifyRequest, type ModifyRequestInput } from "../Modification.js"
 import { holderKey, type LookupKey, Storage } from "../Storage.js"
 import { adminUnlockTransaction, lookupKey, resolveCustomer } from "./customerUnlock.js"
 import { openTransaction, requireOpen, view } from "./holder.js"
 import { verifyJournal } from "./journal.js"
-import { generateLockKey, hashLockKey } from "./keys.js"
+import { deriveLockKey, generateLockKey, hashLockKey, sha256 } from "./keys.js"
 import { limitsView, setLimitsTransaction } from "./limits.js"
 import { extendTransaction, lockTransaction, unlockTransaction } from "./lock.js"
 import { checkDistinct, modifyTransaction } from "./modification.js"
 import { durationSetting, validateOptions } from "./options.js"
 import type { Transaction } from "./plan.js"
-import { Id } from "./schemas.js"
+import { Id, Reference } from "./schemas.js"
 import { transact as runTransaction } from "./transact.js"
 import { withLock as makeWithLock } from "./withLock.js"
 
@@ -62,6 +63,7 @@ const decoder = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
 const decodeRef = decoder(HolderRef, "holder")
 const decodeOpenOptions = decoder(OpenHolderOptions, "options")
 const decodeModify = decoder(ModifyRequest, "request")
+const decodeLockOptions = decoder(Schema.Struct({ reference: Schema.optional(Reference) }), "lock options")
 const decodeLookup = decoder(CustomerLookup, "lookup")
 const decodeLimits = decoder(CreditLimitRequest, "request")
 const decodeBalanceGroup = decoder(Id, "balance group id")
@@ -129,12 +131,26 @@ export const make = (
         return view((yield* loadHolder(ref)).document)
       }).pipe(traced("getCredit"))
 
-    const lock = (refIn: HolderRef) =>
+    const lock = (refIn: HolderRef, optionsIn: LockOptions = {}) =>
       Effect.gen(function* () {
         const ref = yield* decodeRef(refIn)
+        const { reference } = yield* decodeLockOptions(optionsIn)
         yield* withHolder(ref)
-        const key = generateLockKey()
-        return yield* transact(lockTransaction(ref, Redacted.make(key), hashLockKey(key), settings.ttlMillis))
+        if (reference === undefined) {
+          const key = generateLockKey()
+          return yield* transact(lockTransaction(ref, Redacted.make(key), hashLockKey(key), settings.ttlMillis))
+        }
+        const holder = holderKey(ref)
+        const keyFor = (nonce: string) => deriveLockKey(settings.lockKeySecret, holder, reference, nonce)
+        const nonce = generateLockKey()
+        const key = keyFor(nonce)
+        return yield* transact(
+          lockTransaction(ref, Redacted.make(key), hashLockKey(key), settings.ttlMillis, {
+            hash: sha256(reference),
+            nonce,
+            keyFor,
+          }),
+        )
       }).pipe(traced("lock"))
 
     const modify = (refIn: HolderRef, keyIn: LockKeyInput, requestIn: ModifyRequestInput) =>

@@ -1,4 +1,4 @@
-import { createHash, randomFillSync, timingSafeEqual } from "node:crypto"
+import { createHash, createHmac, randomFillSync, timingSafeEqual } from "node:crypto"
 
 // Random bytes are drawn from the CSPRNG 4 KiB at a time (as `crypto.randomUUID` does): one
 // system call per 256 keys instead of one per key. Each key's bytes are used once.
@@ -28,3 +28,13 @@ export const sameKeyHash = (a: string, b: string): boolean => {
 
 /** SHA-256 of a string, base64url: request fingerprints for idempotency. */
 export const sha256 = (text: string): string => createHash("sha256").update(text, "utf8").digest("base64url")
+
+/**
+ * The key of a lock granted under a caller's reference: the first 128 bits of
+ * HMAC-SHA256(secret, holder ‖ reference ‖ nonce), base64url (22 characters, like a random key).
+ * The nonce is minted per grant and stored with the lock; the secret never is. So the engine can
+ * hand a retry with the same reference the same key, while the store holds only the key's
+ * SHA-256, the nonce and the reference's SHA-256 — none of which yields the key without the secret.
+ */
+export const deriveLockKey = (secret: Uint8Array, holder: string, reference: string, nonce: string): string =>
+  createHmac("sha256", secret).update(`${holder}\n${reference}\n${nonce}`, "utf8").digest().toString("base64url", 0, 16)

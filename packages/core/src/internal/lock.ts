@@ -4,13 +4,13 @@
  *
  * @internal
  */
-import { Either, type Redacted } from "effect"
+import { Either, Redacted } from "effect"
 import { CreditLocked, type HolderNotFound, LockExpired, LockKeyMismatch, LockNotHeld } from "../Errors.js"
 import type { CreditEvent } from "../Events.js"
 import type { HolderDocument, HolderRef } from "../Holder.js"
 import type { ExtendResult, LockResult, LockState } from "../Lock.js"
 import { requireOpen, view } from "./holder.js"
-import { sameKeyHash } from "./keys.js"
+import { hashLockKey, sameKeyHash } from "./keys.js"
 import type { Transaction } from "./plan.js"
 
 /** Whether `lock` is live at `now` (expiry is exclusive: at `expiresAt` the lock is free). */
@@ -21,6 +21,12 @@ export interface LockGrant {
   readonly document: HolderDocument
   readonly lock: LockState
   readonly tookOver: LockState | null
+}
+
+/** CreditLocked for a live lock, saying when it expires (never its key). */
+const locked = (current: LockState) => {
+  const expiresAt = new Date(current.expiresAt)
+  return new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt })
 }
 
 /** The fencing token of the holder's last grant (0: none yet). */
@@ -35,14 +41,18 @@ export const decideLock = (
   now: number,
   keyHash: string,
   ttlMillis: number,
+  reference?: LockState["reference"],
 ): Either.Either<LockGrant, CreditLocked> => {
   const current = document.lock
-  if (isLive(current, now)) {
-    const expiresAt = new Date(current.expiresAt)
-    return Either.left(new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt }))
-  }
+  if (isLive(current, now)) return Either.left(locked(current))
   const token = lastLockToken(document) + 1
-  const lock: LockState = { keyHash, grantedAt: now, expiresAt: now + ttlMillis, token }
+  const lock: LockState = {
+    keyHash,
+    grantedAt: now,
+    expiresAt: now + ttlMillis,
+    token,
+    ...(reference === undefined ? {} : { reference }),
+  }
   return Either.right({ document: { ...document, lock, lastLockToken: token }, lock, tookOver: current })
 }
 
@@ -136,21 +146,53 @@ export const decideUnlock = (
 }
 
 /**
+ * A lock call's reference: its SHA-256 and the nonce minted for this call, stored with a new grant,
+ * and how to derive the key of the grant a nonce belongs to.
+ */
+export interface LockReference {
+  readonly hash: string
+  readonly nonce: string
+  readonly keyFor: (nonce: string) => string
+}
+
+/**
  * Grants a lock with `key` (minted once per call; `keyHash` is its SHA-256). The witness is the
- * key hash: a lock with it was granted by this call and no other.
+ * key hash: a lock with it was granted by this call and no other. With a reference, a live lock
+ * granted under the same reference is answered again (same key, expiry and token, no write) when
+ * its key derives from the reference and its nonce, i.e. with the same secret; otherwise
+ * CreditLocked as for any live lock.
  */
 export const lockTransaction = (
   ref: HolderRef,
   key: Redacted.Redacted<string>,
   keyHash: string,
   ttlMillis: number,
+  reference?: LockReference,
 ): Transaction<LockResult, HolderNotFound | CreditLocked> => ({
   ref,
   witness: { _tag: "Lock", keyHash },
   plan: ({ stored }, now) =>
     Either.gen(function* () {
       const { document } = yield* requireOpen(ref, stored)
-      const grant = yield* decideLock(document, now, keyHash, ttlMillis)
+      const current = document.lock
+      if (reference !== undefined && isLive(current, now) && current.reference?.hash === reference.hash) {
+        const again = reference.keyFor(current.reference.nonce)
+        if (!sameKeyHash(hashLockKey(again), current.keyHash)) return yield* Either.left(locked(current))
+        return {
+          result: {
+            credit: view(document),
+            lock: { key: Redacted.make(again), expiry: new Date(current.expiresAt), token: current.token ?? 0 },
+          },
+          events: [],
+        }
+      }
+      const grant = yield* decideLock(
+        document,
+        now,
+        keyHash,
+        ttlMillis,
+        reference === undefined ? undefined : { hash: reference.hash, nonce: reference.nonce },
+      )
       const at = new Date(now)
       const expiresAt = new Date(grant.lock.expiresAt)
       const events: Array<CreditEvent> = []

@@ -4,7 +4,8 @@
  *
  * @internal
  */
-import { Duration, Either, Option } from "effect"
+import { randomBytes } from "node:crypto"
+import { Duration, Either, Option, Redacted } from "effect"
 import type { CreditEngineOptions } from "../CreditEngine.js"
 import { InvalidRequest } from "../Errors.js"
 
@@ -22,6 +23,8 @@ export interface Settings {
   readonly ttlMillis: number
   /** The longest a lock may live from its grant, extensions included (≥ ttlMillis). */
   readonly maxLifetimeMillis: number
+  /** The secret that derives the keys of locks granted under a reference. */
+  readonly lockKeySecret: Uint8Array
   readonly maxAttempts: number
   readonly eventBufferSize: number
   readonly settleMillis: number
@@ -63,7 +66,23 @@ const integerSetting = (
     : Either.left(new InvalidRequest({ detail: `${name}: must be an integer from ${min} to ${max}` }))
 }
 
-const knownOptions = new Set(["lockTtl", "maxLockLifetime", "maxAttempts", "eventBufferSize", "settleTimeout"])
+const knownOptions = new Set([
+  "lockTtl",
+  "maxLockLifetime",
+  "maxAttempts",
+  "eventBufferSize",
+  "settleTimeout",
+  "lockKeySecret",
+])
+
+/** The lock-key secret: 32–1024 characters when given, else 256 random bits for this engine. */
+const secretSetting = (input: unknown): Either.Either<Uint8Array, InvalidRequest> => {
+  if (input === undefined) return Either.right(randomBytes(32))
+  const text = Redacted.isRedacted(input) ? Redacted.value(input) : input
+  return typeof text === "string" && text.length >= 32 && text.length <= 1024
+    ? Either.right(Buffer.from(text, "utf8"))
+    : Either.left(new InvalidRequest({ detail: "lockKeySecret: must be a string of 32 to 1024 characters" }))
+}
 
 /** Checks engine options against their documented ranges. */
 export const validateOptions = (options: CreditEngineOptions): Either.Either<Settings, InvalidRequest> =>
@@ -87,6 +106,7 @@ export const validateOptions = (options: CreditEngineOptions): Either.Either<Set
     return {
       ttlMillis,
       maxLifetimeMillis,
+      lockKeySecret: yield* secretSetting(options.lockKeySecret),
       maxAttempts: yield* integerSetting("maxAttempts", options.maxAttempts, defaults.maxAttempts, 1, 1000),
       eventBufferSize: yield* integerSetting(
         "eventBufferSize",
