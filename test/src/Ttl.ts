@@ -310,6 +310,25 @@ export const ttlTests = (storage: StorageLayer) => {
       ),
     )
 
+    it.effect("the fencing token continues across engines over the same storage (a restart)", () =>
+      Effect.gen(function* () {
+        const ref = contract()
+        const grantAndRelease = Effect.provide(
+          Effect.flatMap(CreditEngine, (e) =>
+            Effect.gen(function* () {
+              yield* e.openHolder(ref)
+              const { lock } = yield* e.lock(ref)
+              yield* e.unlock(ref, lock.key)
+              return lock.token
+            }),
+          ),
+          CreditEngine.layer(),
+        )
+        const tokens = yield* Effect.provide(Effect.all([grantAndRelease, grantAndRelease, grantAndRelease]), storage)
+        expect(tokens).toEqual([1, 2, 3])
+      }),
+    )
+
     it.effect("engines that share the secret answer each other's retries; another secret gets CreditLocked", () =>
       Effect.gen(function* () {
         const ref = contract()

@@ -31,6 +31,10 @@ Configuration (environment):
                             (default: one generated admin token, printed once)
   CREDIT_RATE_LIMIT         requests per minute per credential (default 60000)
   CREDIT_LOCK_TTL_SECONDS   lock time-to-live in seconds (default 120)
+  CREDIT_MAX_LOCK_LIFETIME_SECONDS
+                            a lock's total lifetime with extensions (default 600, or the TTL)
+  CREDIT_LOCK_KEY_SECRET    32–1024 characters deriving the keys of locks granted under an
+                            Idempotency-Key; the same in every process (default: random per process)
 `
 
 /** Reads the arguments after the program name. */

@@ -10,6 +10,8 @@
  * | `CREDIT_CREDENTIALS` | one generated admin token, printed once | JSON credentials, see `Credentials` |
  * | `CREDIT_RATE_LIMIT` | `60000` | requests per minute per credential |
  * | `CREDIT_LOCK_TTL_SECONDS` | `120` | lock time-to-live |
+ * | `CREDIT_MAX_LOCK_LIFETIME_SECONDS` | 600, or the TTL when longer | a lock's total lifetime with `_extend` |
+ * | `CREDIT_LOCK_KEY_SECRET` | random per process | derives the keys of locks granted under an `Idempotency-Key` (32–1024 characters) |
  *
  * On start it prints the URL, the docs URL, the store and — only when it generated one — the admin
  * token. Request logs are JSON lines on stdout. SIGINT/SIGTERM stop it gracefully: no new
@@ -34,6 +36,10 @@ export interface MainConfig {
   readonly credentials: Option.Option<ReadonlyArray<Auth.Credential>>
   readonly rateLimitPerMinute: number
   readonly lockTtlSeconds: number
+  /** A lock's total lifetime with extensions; none: the engine's default (10 minutes, or the TTL when longer). */
+  readonly maxLockLifetimeSeconds: Option.Option<number>
+  /** The secret deriving the keys of locks granted under an `Idempotency-Key`; none: random per process. */
+  readonly lockKeySecret: Option.Option<Redacted.Redacted<string>>
 }
 
 const fromEither = <A>(name: string, either: Either.Either<A, string>): Either.Either<A, ConfigError.ConfigError> =>
@@ -66,6 +72,19 @@ export const config: Config.Config<MainConfig> = Config.all({
   ),
   rateLimitPerMinute: integer("CREDIT_RATE_LIMIT", 1, 1_000_000_000, Auth.DEFAULT_RATE_LIMIT.limit),
   lockTtlSeconds: integer("CREDIT_LOCK_TTL_SECONDS", 1, 86_400, 120),
+  maxLockLifetimeSeconds: Config.option(
+    Config.integer("CREDIT_MAX_LOCK_LIFETIME_SECONDS").pipe(
+      Config.validate({ message: "must be an integer from 1 to 86400", validation: (n) => n >= 1 && n <= 86_400 }),
+    ),
+  ),
+  lockKeySecret: Config.option(
+    Config.redacted("CREDIT_LOCK_KEY_SECRET").pipe(
+      Config.validate({
+        message: "must be 32 to 1024 characters",
+        validation: (secret) => Redacted.value(secret).length >= 32 && Redacted.value(secret).length <= 1024,
+      }),
+    ),
+  ),
 })
 
 const urlOf = (address: HttpServer.Address): string =>
@@ -101,7 +120,19 @@ export const layer = (mainConfig: MainConfig) => {
         rateLimit: { limit: mainConfig.rateLimitPerMinute, window: Duration.minutes(1) },
       }),
     ),
-    Layer.provide(CreditEngine.layer({ lockTtl: Duration.seconds(mainConfig.lockTtlSeconds) })),
+    Layer.provide(
+      CreditEngine.layer({
+        lockTtl: Duration.seconds(mainConfig.lockTtlSeconds),
+        ...Option.match(mainConfig.maxLockLifetimeSeconds, {
+          onNone: () => ({}),
+          onSome: (seconds) => ({ maxLockLifetime: Duration.seconds(seconds) }),
+        }),
+        ...Option.match(mainConfig.lockKeySecret, {
+          onNone: () => ({}),
+          onSome: (lockKeySecret) => ({ lockKeySecret }),
+        }),
+      }),
+    ),
     Layer.provide(storeLayer(mainConfig.store)),
   )
 }

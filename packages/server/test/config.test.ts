@@ -115,6 +115,8 @@ describe("server configuration", () => {
       CREDIT_CREDENTIALS: '[{"token":"t","customers":["*"]}]',
       CREDIT_RATE_LIMIT: "10",
       CREDIT_LOCK_TTL_SECONDS: "30",
+      CREDIT_MAX_LOCK_LIFETIME_SECONDS: "300",
+      CREDIT_LOCK_KEY_SECRET: "s".repeat(32),
     })
     expect(Either.isRight(result) && result.right).toMatchObject({
       host: "0.0.0.0",
@@ -122,8 +124,19 @@ describe("server configuration", () => {
       store: { _tag: "Memory" },
       rateLimitPerMinute: 10,
       lockTtlSeconds: 30,
+      maxLockLifetimeSeconds: Option.some(300),
     })
-    for (const env of [{ PORT: "70000" }, { PORT: "http" }, { CREDIT_RATE_LIMIT: "0" }, { CREDIT_STORE: "nope:" }]) {
+    expect(Either.isRight(result) && Option.map(result.right.lockKeySecret, Redacted.value)).toEqual(
+      Option.some("s".repeat(32)),
+    )
+    for (const env of [
+      { PORT: "70000" },
+      { PORT: "http" },
+      { CREDIT_RATE_LIMIT: "0" },
+      { CREDIT_STORE: "nope:" },
+      { CREDIT_MAX_LOCK_LIFETIME_SECONDS: "0" },
+      { CREDIT_LOCK_KEY_SECRET: "short" },
+    ]) {
       expect(Either.isLeft(await read(env))).toBe(true)
     }
   })
@@ -165,6 +178,8 @@ describe("command line", () => {
       "CREDIT_CREDENTIALS",
       "CREDIT_RATE_LIMIT",
       "CREDIT_LOCK_TTL_SECONDS",
+      "CREDIT_MAX_LOCK_LIFETIME_SECONDS",
+      "CREDIT_LOCK_KEY_SECRET",
     ]) {
       expect(usage).toContain(name)
     }

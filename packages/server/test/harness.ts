@@ -35,6 +35,8 @@ export const startServer = async (store: StoreConfig): Promise<Running> => {
       credentials: Option.some([ADMIN, TRACK].map((c) => ({ ...c, token: Redacted.make(c.token) }))),
       rateLimitPerMinute: 60_000,
       lockTtlSeconds: 3600,
+      maxLockLifetimeSeconds: Option.none(),
+      lockKeySecret: Option.none(),
     }).pipe(Layer.provide(Logger.replace(Logger.defaultLogger, Logger.none))),
   )
   const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
