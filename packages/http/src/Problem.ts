@@ -180,7 +180,7 @@ export const problemDetail = (error: ProblemLike): string => {
     const unconfirmed =
       "the write was sent to the storage but its outcome could not be confirmed: it may or may not have been applied."
     return error.entryId === undefined
-      ? `${unconfirmed} Read the holder before retrying. After _lock, a lock may now be held whose key nobody has: it expires with its TTL, or PATCH /customer/unlock releases it; _unlock can simply be repeated.`
+      ? `${unconfirmed} Read the holder before retrying. After _lock, retry with the same Idempotency-Key: while the lock it granted lives, the retry returns it; without one, a lock may now be held whose key nobody has: it expires with its TTL, or PATCH /customer/unlock releases it. _extend and _unlock can simply be repeated.`
       : `${unconfirmed} Retry the same request with the same Idempotency-Key (a retry returns the original result if the write was applied, and applies it once if it was not), or read the holder's journal for entry ${error.entryId} to see whether it was applied.`
   }
   if (error instanceof UnlockIncomplete) {
