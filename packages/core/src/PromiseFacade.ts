@@ -132,6 +132,37 @@ class CallerFailure extends Data.TaggedError("CallerFailure")<{ readonly error: 
 const isEngineError = (u: unknown): u is CreditEngineError =>
   Predicate.hasProperty(u, "_tag") && Predicate.hasProperty(u, "status") && Predicate.hasProperty(u, "code")
 
+/**
+ * What a failed call rejects with: the caller's own error (from `withLock`'s function) as it is; a
+ * typed engine error as a {@link CreditError}; a storage layer that failed to open as a 503; any
+ * other cause as a 500 that reveals nothing of it.
+ */
+const rejection = (cause: Cause.Cause<unknown>): unknown => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error: unknown = failure.value
+    if (error instanceof CallerFailure) return error.error
+    if (isEngineError(error)) return CreditError.fromEngineError(error)
+    // A storage layer that failed to build reports its own error type; it is a 503 all the same.
+    return new CreditError({
+      tag: "StorageUnavailable",
+      status: 503,
+      code: "STORAGE_UNAVAILABLE",
+      title: "Service Unavailable",
+      detail: "the storage could not be opened",
+      cause: error,
+    })
+  }
+  return new CreditError({
+    tag: "Defect",
+    status: 500,
+    code: "INTERNAL",
+    title: "Internal Server Error",
+    detail: "an unexpected error occurred",
+    cause: Cause.squash(cause),
+  })
+}
+
 /** Options of {@link createCreditEngine}: a storage layer (e.g. `MemoryStorage.layer()`) and engine settings. */
 export interface CreateCreditEngineOptions<E> extends CreditEngineOptions {
   readonly storage: Layer.Layer<Storage, E>
@@ -151,29 +182,7 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
   const run = async <A>(f: (engine: CreditEngine["Type"]) => Effect.Effect<A, CreditEngineError>): Promise<A> => {
     const exit = await runtime.runPromiseExit(Effect.flatMap(CreditEngine, f))
     if (Exit.isSuccess(exit)) return exit.value
-    const failure = Cause.failureOption(exit.cause)
-    if (Option.isSome(failure)) {
-      const error: unknown = failure.value
-      // A storage layer that failed to build reports its own error type; it is a 503 all the same.
-      throw isEngineError(error)
-        ? CreditError.fromEngineError(error)
-        : new CreditError({
-            tag: "StorageUnavailable",
-            status: 503,
-            code: "STORAGE_UNAVAILABLE",
-            title: "Service Unavailable",
-            detail: "the storage could not be opened",
-            cause: error,
-          })
-    }
-    throw new CreditError({
-      tag: "Defect",
-      status: 500,
-      code: "INTERNAL",
-      title: "Internal Server Error",
-      detail: "an unexpected error occurred",
-      cause: Cause.squash(exit.cause),
-    })
+    throw rejection(exit.cause)
   }
 
   const close = () => runtime.dispose()
@@ -198,21 +207,8 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
     )
     const exit = await runtime.runPromiseExit(program, signal === undefined ? undefined : { signal })
     if (Exit.isSuccess(exit)) return exit.value
-    const failure = Cause.failureOption(exit.cause)
-    if (Option.isSome(failure)) {
-      const error: unknown = failure.value
-      if (error instanceof CallerFailure) throw error.error
-      if (isEngineError(error)) throw CreditError.fromEngineError(error)
-    }
     if (signal?.aborted === true && Cause.isInterruptedOnly(exit.cause)) throw signal.reason
-    throw new CreditError({
-      tag: "Defect",
-      status: 500,
-      code: "INTERNAL",
-      title: "Internal Server Error",
-      detail: "an unexpected error occurred",
-      cause: Cause.squash(exit.cause),
-    })
+    throw rejection(exit.cause)
   }
 
   return {
