@@ -61,6 +61,21 @@ const pickKey = (h: ModelHolder, pick: KeyPick, staleIndex: number): string => {
   return "bogus-key"
 }
 
+/**
+ * What the engine must refuse a call under `key` with (modify, extend), or undefined when the key
+ * is the live lock's: no holder; the holder's last lock, expired; another live lock; none.
+ */
+const keyRefusal = (h: ModelHolder, key: string, now: number): string | undefined =>
+  !h.open
+    ? "HolderNotFound"
+    : !live(h, now)
+      ? h.lock?.key === key
+        ? "LockExpired"
+        : "LockNotHeld"
+      : h.lock?.key !== key
+        ? "LockKeyMismatch"
+        : undefined
+
 const tagOf = <A, E>(result: Either.Either<A, E>): string =>
   Either.isRight(result) ? "ok" : (result.left as { _tag: string })._tag
 
@@ -142,17 +157,9 @@ class Modify implements fc.AsyncCommand<Model, Real> {
       })),
     }
     const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.modify(r.refs[this.i] as HolderRef, key, request)))
-    const expected = !h.open
-      ? "HolderNotFound"
-      : !live(h, m.now)
-        ? h.lock?.key === key
-          ? "LockExpired"
-          : "LockNotHeld"
-        : h.lock?.key !== key
-          ? "LockKeyMismatch"
-          : this.deltas.some(([c, v]) => v < 0 && (h.credit.get(c) ?? 0) + v < 0)
-            ? "InsufficientCredit"
-            : "ok"
+    const expected =
+      keyRefusal(h, key, m.now) ??
+      (this.deltas.some(([c, v]) => v < 0 && (h.credit.get(c) ?? 0) + v < 0) ? "InsufficientCredit" : "ok")
     expect(tagOf(result)).toBe(expected)
     if (expected === "ok") {
       for (const [c, v] of this.deltas) h.credit.set(c, (h.credit.get(c) ?? 0) + v)
@@ -206,15 +213,7 @@ class Extend implements fc.AsyncCommand<Model, Real> {
     const h = m.holders[this.i] as ModelHolder
     const key = pickKey(h, this.pick, this.staleIndex)
     const result = await r.run(Effect.flatMap(CreditEngine, (e) => e.extendLock(r.refs[this.i] as HolderRef, key)))
-    const expected = !h.open
-      ? "HolderNotFound"
-      : !live(h, m.now)
-        ? h.lock?.key === key
-          ? "LockExpired"
-          : "LockNotHeld"
-        : h.lock?.key !== key
-          ? "LockKeyMismatch"
-          : "ok"
+    const expected = keyRefusal(h, key, m.now) ?? "ok"
     expect(tagOf(result)).toBe(expected)
     if (Either.isRight(result) && h.lock !== null) {
       h.lock.expiresAt = Math.max(h.lock.expiresAt, Math.min(m.now + TTL, h.lock.grantedAt + MAX_LIFETIME))

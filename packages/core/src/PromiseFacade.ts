@@ -72,6 +72,35 @@ export class CreditError extends Error {
     this.expiresAt = fields.expiresAt
   }
 
+  /**
+   * The facade's view of a failed Effect: a typed engine error as itself; any other failure (a
+   * storage layer that could not open reports its own error type) as a 503; a defect as a 500 that
+   * reveals nothing of it (`defectDetail`).
+   */
+  static fromCause(cause: Cause.Cause<unknown>, defectDetail = "an unexpected error occurred"): CreditError {
+    const failure = Cause.failureOption(cause)
+    if (Option.isNone(failure)) {
+      return new CreditError({
+        tag: "Defect",
+        status: 500,
+        code: "INTERNAL",
+        title: "Internal Server Error",
+        detail: defectDetail,
+        cause: Cause.squash(cause),
+      })
+    }
+    const error: unknown = failure.value
+    if (isEngineError(error)) return CreditError.fromEngineError(error)
+    return new CreditError({
+      tag: "StorageUnavailable",
+      status: 503,
+      code: "STORAGE_UNAVAILABLE",
+      title: "Service Unavailable",
+      detail: "the storage could not be opened",
+      cause: error,
+    })
+  }
+
   /** The facade's view of a typed engine error. */
   static fromEngineError(error: CreditEngineError): CreditError {
     return new CreditError({
@@ -132,35 +161,11 @@ class CallerFailure extends Data.TaggedError("CallerFailure")<{ readonly error: 
 const isEngineError = (u: unknown): u is CreditEngineError =>
   Predicate.hasProperty(u, "_tag") && Predicate.hasProperty(u, "status") && Predicate.hasProperty(u, "code")
 
-/**
- * What a failed call rejects with: the caller's own error (from `withLock`'s function) as it is; a
- * typed engine error as a {@link CreditError}; a storage layer that failed to open as a 503; any
- * other cause as a 500 that reveals nothing of it.
- */
+/** What a failed call rejects with: the caller's own error (from `withLock`'s function) as it is, else a {@link CreditError}. */
 const rejection = (cause: Cause.Cause<unknown>): unknown => {
   const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error: unknown = failure.value
-    if (error instanceof CallerFailure) return error.error
-    if (isEngineError(error)) return CreditError.fromEngineError(error)
-    // A storage layer that failed to build reports its own error type; it is a 503 all the same.
-    return new CreditError({
-      tag: "StorageUnavailable",
-      status: 503,
-      code: "STORAGE_UNAVAILABLE",
-      title: "Service Unavailable",
-      detail: "the storage could not be opened",
-      cause: error,
-    })
-  }
-  return new CreditError({
-    tag: "Defect",
-    status: 500,
-    code: "INTERNAL",
-    title: "Internal Server Error",
-    detail: "an unexpected error occurred",
-    cause: Cause.squash(cause),
-  })
+  if (Option.isSome(failure) && failure.value instanceof CallerFailure) return failure.value.error
+  return CreditError.fromCause(cause)
 }
 
 /** Options of {@link createCreditEngine}: a storage layer (e.g. `MemoryStorage.layer()`) and engine settings. */

@@ -27,14 +27,13 @@
  */
 import type * as Http from "node:http"
 import {
-  CreditEngineError,
   type CreditEngineOptions,
   CreditError,
   InvalidRequest,
   type Storage,
   StorageUnavailable,
 } from "@creditlock/core"
-import { Cause, Duration, Effect, Either, Exit, Layer, Option, Schema, Scope } from "effect"
+import { type Cause, Duration, Effect, Either, Exit, Layer, Option, Scope } from "effect"
 import { type Credential, type PlainCredential, type RateLimit, validateCredentials } from "./Auth.js"
 import { problemBody } from "./Problem.js"
 import { makeNodeHandler, type NodeHandler } from "./Server.js"
@@ -148,33 +147,9 @@ const check = <E>(options: CreditHandlerOptions<E>): Either.Either<ReadonlyArray
   return Either.right(credentials.right)
 }
 
-const isEngineError = Schema.is(CreditEngineError)
-
 /** A failure to build the API (engine settings, storage) as the error a Promise user receives. */
-const toCreditError = (cause: Cause.Cause<unknown>): CreditError => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    if (isEngineError(error)) return CreditError.fromEngineError(error)
-    // A storage layer that failed to open reports its own error type; it is a 503 all the same.
-    return new CreditError({
-      tag: "StorageUnavailable",
-      status: 503,
-      code: "STORAGE_UNAVAILABLE",
-      title: "Service Unavailable",
-      detail: "the storage could not be opened",
-      cause: error,
-    })
-  }
-  return new CreditError({
-    tag: "Defect",
-    status: 500,
-    code: "INTERNAL",
-    title: "Internal Server Error",
-    detail: "an unexpected error occurred while building the credit API",
-    cause: Cause.squash(cause),
-  })
-}
+const toCreditError = (cause: Cause.Cause<unknown>): CreditError =>
+  CreditError.fromCause(cause, "an unexpected error occurred while building the credit API")
 
 const pathOf = (url: string): string => {
   const end = url.search(/[?#]/)
