@@ -10,10 +10,13 @@
  * Lookups by a value other than the customer id (subscription, order id or reference) live in
  * sets tagged by that value, in other slots; a balance-group alias is claimed by a string key
  * tagged by the alias, set once (SET NX) to the holder that claimed it, and counts as that
- * holder's once the commit script confirmed it in the holder's own slot. A commit writes its
- * claims and then its pointers before it runs its script, so a crash in between leaves at most a
- * pointer naming a holder that does not (yet) match — which the engine checks and discards — or an
- * unconfirmed claim, which no lookup answers; never a committed key without its pointer or claim.
+ * holder's once the commit script confirmed it in the holder's own slot. On a standalone server
+ * the commit script writes every index key itself (one round trip, all or nothing). On a Cluster,
+ * where a script reaches only its own slot, a commit writes its claims and then its pointers in
+ * other slots before it runs its script, so a crash in between leaves at most a pointer naming a
+ * holder that does not (yet) match — which the engine checks and discards — or an unconfirmed
+ * claim, which no lookup answers; never a committed key without its pointer or claim. Claims come
+ * before the script on both.
  * An unconfirmed claim stays reserved for its holder: the same holder claiming the alias again
  * succeeds, another one is answered `Claimed`. {@link rebuildIndexes} restores pointers and
  * claims from the holders and journals.
@@ -321,6 +324,7 @@ const uniqueIndexKeys = (keys: ReadonlyArray<IndexKey>): ReadonlyArray<IndexKey>
 /** The storage over a client that is ready; used by every constructor. */
 const storageOver = (client: Client, settings: Settings): Storage["Type"] => {
   const { layout, commandMillis } = settings
+  const standalone = !isCluster(client)
   const call = <A>(what: string, f: () => Promise<A>) => attempt(what, commandMillis, f, client)
 
   const load = (ref: HolderRef): Effect.Effect<Option.Option<StoredHolder>, StorageUnavailable> =>
@@ -367,8 +371,12 @@ const storageOver = (client: Client, settings: Settings): Storage["Type"] => {
       const keys = layout.holder(ref)
       const member = holderKey(ref)
       const index = uniqueIndexKeys(request.index)
-      const crossSlot = index.filter((k) => !layout.sameSlot(ref, k)).map(layout.index)
-      const sameSlot = index.filter((k) => layout.sameSlot(ref, k)).map(layout.index)
+      // A standalone server runs a script over keys of any slot, so there every index key is
+      // written by the script itself, atomically with the commit, in the same round trip. On a
+      // Cluster a script reaches only its own slot: the other keys go first, as pointers.
+      const inScript = (k: IndexKey) => standalone || layout.sameSlot(ref, k)
+      const crossSlot = index.filter((k) => !inScript(k)).map(layout.index)
+      const sameSlot = index.filter(inScript).map(layout.index)
       const next = expected === "absent" ? 1 : expected + 1
       const claims = [...new Set(request.claims)]
       const args = [

@@ -24,7 +24,7 @@ const script = (name: string, lua: string): Script => ({
  * The commit: one atomic compare-and-set of a holder.
  *
  * KEYS: 1 holder hash, 2 journal list, 3 entry-id hash, 4 reference hash, 5 the holder's
- * confirmed-claims set, 6… index sets of the holder's slot.
+ * confirmed-claims set, 6… index sets (of the holder's slot on a Cluster; any on a standalone server).
  * ARGV: 1 expected revision or "absent", 2 next revision, 3 encoded document, 4 commit id,
  * 5 index member, 6 entry count, 7 claim count, then the claimed aliases, then four values per
  * entry: JSON, id, "1" or "0" (has a reference), reference.
