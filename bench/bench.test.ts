@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { runSuite, smokePlan } from "./src/Bench.js"
 import { runHttpBench } from "./src/Http.js"
-import { memorySuite, redisSuite, type Suite, sqliteSuite } from "./src/Suites.js"
+import { memorySuite, redisClusterSuite, redisSuite, type Suite, sqliteSuite } from "./src/Suites.js"
 
 /** `pnpm bench:smoke`: every scenario runs and loses nothing. No speed is asserted. */
 describe("bench smoke", () => {
@@ -22,6 +22,7 @@ describe("bench smoke", () => {
     ["sqlite FULL", sqliteSuite("FULL")],
     ["sqlite NORMAL", sqliteSuite("NORMAL")],
     ["redis", redisSuite],
+    ["redis cluster", redisClusterSuite],
   ] as const)(
     "%s: every scenario executes, on the library and the baseline, with no lost or duplicated update",
     async (_, make: () => Suite) => {
@@ -34,7 +35,12 @@ describe("bench smoke", () => {
           expect(side?.lost).toBe(0)
           expect(side?.duplicated).toBe(0)
           expect(side?.errors).toBe(0)
+          expect(side?.cpuMicrosPerCycle).toBeGreaterThan(0)
         }
+        // A cycle is a lock, a modification and an unlock: at least one round trip each, on the
+        // library's count (calls into its storage, or a server's commands) and on a Redis baseline's.
+        expect(row.library.roundTripsPerCycle).toBeGreaterThanOrEqual(3)
+        if (suite.adapter.startsWith("redis")) expect(row.baseline?.roundTripsPerCycle).toBeGreaterThanOrEqual(3)
       }
     },
   )

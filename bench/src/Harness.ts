@@ -24,6 +24,12 @@ export interface Target {
   readonly unlock: (holderId: string, key: string) => Promise<void>
   /** The holder's value and the number of journaled modifications. */
   readonly read: (holderId: string) => Promise<{ readonly value: number; readonly modifications: number }>
+  /**
+   * A running count of round trips to the store, read before and after the contenders run:
+   * commands the server processed from every client (`scope: "store"`), or calls this process
+   * made into its storage (`scope: "process"`). Absent when the target has no such count.
+   */
+  readonly roundTrips?: { readonly scope: "store" | "process"; readonly count: () => Promise<number> }
   readonly close: () => Promise<void>
 }
 
@@ -54,6 +60,13 @@ export interface ScenarioResult {
   readonly duplicated: number
   /** Cycles that failed for a reason other than contention. */
   readonly errors: number
+  /**
+   * CPU time (user + system) of the process(es) running the contenders, per cycle, in µs: the
+   * steadier figure on a shared machine, where wall-clock throughput moves with the load.
+   */
+  readonly cpuMicrosPerCycle: number
+  /** Round trips to the store per cycle (refused lock attempts included); null when not counted. */
+  readonly roundTripsPerCycle: number | null
 }
 
 /**
@@ -77,6 +90,8 @@ export interface ContentionLog {
   readonly maxWait: number
   readonly errors: number
   readonly seconds: number
+  /** CPU time the process spent while its contenders ran, µs. */
+  readonly cpuMicros: number
 }
 
 /** Holder ids of a run. */
@@ -100,6 +115,7 @@ export const contend = async (
   let retries = 0
   let maxWait = 0
   let errors = 0
+  const cpu = process.cpuUsage()
   const started = performance.now()
   const deadline = started + durationMs
 
@@ -133,7 +149,9 @@ export const contend = async (
     }
   }
   await Promise.all(Array.from({ length: contenders }, (_, c) => contender(c)))
-  return { latencies, acknowledged, retries, maxWait, errors, seconds: (performance.now() - started) / 1000 }
+  const seconds = (performance.now() - started) / 1000
+  const used = process.cpuUsage(cpu)
+  return { latencies, acknowledged, retries, maxWait, errors, seconds, cpuMicros: used.user + used.system }
 }
 
 /** Compares the final state with what was acknowledged, and summarises the logs of all processes. */
@@ -142,6 +160,7 @@ export const summarise = async (
   holderIds: ReadonlyArray<string>,
   contenders: number,
   logs: ReadonlyArray<ContentionLog>,
+  roundTrips: number | null = null,
 ): Promise<ScenarioResult> => {
   let lost = 0
   let duplicated = 0
@@ -171,13 +190,28 @@ export const summarise = async (
     lost,
     duplicated,
     errors: logs.reduce((s, l) => s + l.errors, 0),
+    cpuMicrosPerCycle: latencies.length === 0 ? 0 : logs.reduce((s, l) => s + l.cpuMicros, 0) / latencies.length,
+    roundTripsPerCycle: roundTrips === null || latencies.length === 0 ? null : roundTrips / latencies.length,
   }
+}
+
+/** Counts the round trips `run` makes through `target`, when the target counts them. */
+export const countingRoundTrips = async <A>(
+  target: Target,
+  run: () => Promise<A>,
+): Promise<{ readonly result: A; readonly roundTrips: number | null }> => {
+  const before = await target.roundTrips?.count()
+  const result = await run()
+  const after = await target.roundTrips?.count()
+  return { result, roundTrips: before === undefined || after === undefined ? null : after - before }
 }
 
 /** Runs one scenario in this process against a target and checks the final state. */
 export const runScenario = async (target: Target, options: ScenarioOptions): Promise<ScenarioResult> => {
   const holderIds = holderIdsOf(options.runId, options.holders)
   for (const id of holderIds) await target.open(id)
-  const log = await contend(target, holderIds, options.contenders, options.durationMs)
-  return summarise(target, holderIds, options.contenders, [log])
+  const { result: log, roundTrips } = await countingRoundTrips(target, () =>
+    contend(target, holderIds, options.contenders, options.durationMs),
+  )
+  return summarise(target, holderIds, options.contenders, [log], roundTrips)
 }

@@ -4,6 +4,9 @@
  *
  *   pnpm bench [--duration <ms per scenario and side, default 2000>] [--only memory,sqlite,…]
  *
+ * `--only` takes adapter names as the table prints them (`memory`, `sqlite FULL`, `redis`,
+ * `redis cluster`, …) and `http`.
+ *
  * @module
  */
 import { execFileSync } from "node:child_process"
@@ -14,14 +17,20 @@ import { parseArgs } from "node:util"
 import { fullPlan, runSuite } from "./Bench.js"
 import { httpTable, runHttpBench } from "./Http.js"
 import { type Comparison, markdownTable, throughputChart } from "./Report.js"
-import { memorySuite, redisSuite, type Suite, sqliteSuite } from "./Suites.js"
+import { memorySuite, redisClusterSuite, redisSuite, type Suite, sqliteSuite } from "./Suites.js"
 
 const { values } = parseArgs({
   options: { duration: { type: "string", default: "2000" }, only: { type: "string" } },
 })
 const plan = fullPlan(Number(values.duration))
 const wanted = values.only?.split(",")
-const suites: Array<() => Suite> = [memorySuite, sqliteSuite("FULL"), sqliteSuite("NORMAL"), redisSuite]
+const suites: Array<() => Suite> = [
+  memorySuite,
+  sqliteSuite("FULL"),
+  sqliteSuite("NORMAL"),
+  redisSuite,
+  redisClusterSuite,
+]
 
 const rows: Array<Comparison> = []
 for (const make of suites) {

@@ -8,10 +8,15 @@ import { spawn } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { type ContentionLog, holderIdsOf, type ScenarioResult, summarise } from "./Harness.js"
+import { type ContentionLog, countingRoundTrips, holderIdsOf, type ScenarioResult, summarise } from "./Harness.js"
 import { type SharedStore, type Side, sharedTarget } from "./Targets.js"
 
 const worker = fileURLToPath(new URL("./ProcessWorker.ts", import.meta.url))
+
+/** What a worker prints: its contention log and the round trips its own target counted. */
+export interface WorkerLog extends ContentionLog {
+  readonly roundTrips: number | null
+}
 
 /** Runs `processes` × `contenders` loops over `holders` shared holders for `durationMs`. */
 export const runMultiProcess = async (
@@ -38,10 +43,10 @@ export const runMultiProcess = async (
       lines.on("line", (line) => (line === "ready" ? resolve() : output.push(line)))
       child.on("exit", (code) => reject(new Error(`benchmark worker exited with ${code} before it was ready`)))
     })
-    const done = new Promise<ContentionLog>((resolve, reject) => {
+    const done = new Promise<WorkerLog>((resolve, reject) => {
       child.on("exit", (code) =>
         code === 0 && output.length > 0
-          ? resolve(JSON.parse(output.join("")) as ContentionLog)
+          ? resolve(JSON.parse(output.join("")) as WorkerLog)
           : reject(new Error(`benchmark worker exited with ${code}`)),
       )
     })
@@ -51,9 +56,16 @@ export const runMultiProcess = async (
   })
   try {
     await Promise.all(children.map((c) => c.ready))
-    for (const c of children) c.child.stdin?.write("go\n")
-    const logs = await Promise.all(children.map((c) => c.done))
-    const result = await summarise(parent, holderIds, options.processes * options.contenders, logs)
+    const { result: logs, roundTrips: counted } = await countingRoundTrips(parent, async () => {
+      for (const c of children) c.child.stdin?.write("go\n")
+      return Promise.all(children.map((c) => c.done))
+    })
+    // A store-wide count saw every child; a per-process count is each child's own.
+    const roundTrips =
+      parent.roundTrips?.scope === "process"
+        ? logs.reduce<number | null>((sum, l) => (sum === null || l.roundTrips === null ? null : sum + l.roundTrips), 0)
+        : counted
+    const result = await summarise(parent, holderIds, options.processes * options.contenders, logs, roundTrips)
     return { ...result, target: `${parent.name} × ${options.processes} processes` }
   } finally {
     for (const c of children) if (c.child.exitCode === null) c.child.kill("SIGKILL")

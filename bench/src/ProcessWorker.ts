@@ -5,7 +5,8 @@
  * @module
  */
 import { createInterface } from "node:readline"
-import { contend } from "./Harness.js"
+import { contend, countingRoundTrips } from "./Harness.js"
+import type { WorkerLog } from "./MultiProcess.js"
 import { type SharedStore, type Side, sharedTarget } from "./Targets.js"
 
 interface Job {
@@ -24,7 +25,10 @@ await target.read(job.holderIds[0] as string)
 const lines = createInterface({ input: process.stdin })
 console.log("ready")
 for await (const line of lines) if (line === "go") break
-const log = await contend(target, job.holderIds, job.contenders, job.durationMs, job.first)
+const { result, roundTrips } = await countingRoundTrips(target, () =>
+  contend(target, job.holderIds, job.contenders, job.durationMs, job.first),
+)
 await target.close()
+const log: WorkerLog = { ...result, roundTrips }
 console.log(JSON.stringify(log))
 lines.close()

@@ -20,14 +20,17 @@ const int = (n: number) => Math.round(n).toLocaleString("en-GB")
 /** The contention table: one row per scenario, library beside baseline with their ratio. */
 export const markdownTable = (rows: ReadonlyArray<Comparison>): string => {
   const header =
-    "| adapter | scenario | N | library cycles/s | baseline cycles/s | ratio | p50 ms | p99 ms | max ms | 423 retries/cycle | max wait ms | lost | dup | errors |\n" +
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    "| adapter | scenario | N | library cycles/s | baseline cycles/s | ratio | CPU µs/cycle library / baseline | round trips/cycle library / baseline | p50 ms | p99 ms | max ms | 423 retries/cycle | max wait ms | lost | dup | errors |\n" +
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  const trips = (n: number | null | undefined) => (n === null || n === undefined ? "–" : f(n, 1))
   const lines = rows.map((r) => {
     const l = r.library
-    const ratio = r.baseline === null ? "–" : `${f(l.cyclesPerSecond / r.baseline.cyclesPerSecond)}×`
-    const lost = l.lost + (r.baseline?.lost ?? 0)
-    const dup = l.duplicated + (r.baseline?.duplicated ?? 0)
-    return `| ${r.adapter} | ${r.scenario} | ${l.contenders} | ${int(l.cyclesPerSecond)} | ${r.baseline === null ? "–" : int(r.baseline.cyclesPerSecond)} | ${ratio} | ${f(l.p50)} | ${f(l.p99)} | ${f(l.max)} | ${f(l.retriesPerCycle)} | ${f(l.maxWait)} | ${lost} | ${dup} | ${l.errors + (r.baseline?.errors ?? 0)} |`
+    const b = r.baseline
+    const ratio = b === null ? "–" : `${f(l.cyclesPerSecond / b.cyclesPerSecond)}×`
+    const lost = l.lost + (b?.lost ?? 0)
+    const dup = l.duplicated + (b?.duplicated ?? 0)
+    const cpu = `${int(l.cpuMicrosPerCycle)} / ${b === null ? "–" : int(b.cpuMicrosPerCycle)}`
+    return `| ${r.adapter} | ${r.scenario} | ${l.contenders} | ${int(l.cyclesPerSecond)} | ${b === null ? "–" : int(b.cyclesPerSecond)} | ${ratio} | ${cpu} | ${trips(l.roundTripsPerCycle)} / ${trips(b?.roundTripsPerCycle)} | ${f(l.p50)} | ${f(l.p99)} | ${f(l.max)} | ${f(l.retriesPerCycle)} | ${f(l.maxWait)} | ${lost} | ${dup} | ${l.errors + (b?.errors ?? 0)} |`
   })
   return [header, ...lines].join("\n")
 }

@@ -9,12 +9,11 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { MemoryStorage } from "@creditlock/memory"
-import { RedisStorage } from "@creditlock/redis"
 import { SqliteStorage } from "@creditlock/sqlite"
-import { type RedisServer, startServer } from "@creditlock/test-suite/redis-server"
+import { type RedisCluster, type RedisServer, startCluster, startServer } from "@creditlock/test-suite/redis-server"
 import type { Target } from "./Harness.js"
 import type { SharedStore } from "./Targets.js"
-import { engineTarget } from "./targets/Engine.js"
+import { engineTarget, redisLibrary } from "./targets/Engine.js"
 import { mapBaseline } from "./targets/MapBaseline.js"
 import { redisBaseline } from "./targets/RedisBaseline.js"
 import { sqliteBaseline } from "./targets/SqliteBaseline.js"
@@ -64,12 +63,30 @@ export const redisSuite = (): Suite => {
   const prefix = () => `bench-${randomUUID()}:`
   return {
     adapter: "redis",
-    library: async () =>
-      engineTarget("CreditEngine + RedisStorage", RedisStorage.layer({ url: await url(), keyPrefix: prefix() })),
+    library: async () => redisLibrary(await url(), prefix()),
     baseline: async () => redisBaseline(await url(), prefix()),
-    shared: async () => ({ kind: "redis", url: await url(), keyPrefix: prefix() }),
+    shared: async () => ({ kind: "redis", connection: await url(), keyPrefix: prefix() }),
     close: async () => {
       if (server !== undefined) await (await server).dispose()
+    },
+  }
+}
+
+/** The Redis adapter on a 3-master Redis Cluster started for the run, against raw ioredis + Lua. */
+export const redisClusterSuite = (): Suite => {
+  let cluster: Promise<RedisCluster> | undefined
+  const nodes = async () => {
+    cluster ??= startCluster()
+    return (await cluster).nodes
+  }
+  const prefix = () => `bench-${randomUUID()}:`
+  return {
+    adapter: "redis cluster",
+    library: async () => redisLibrary(await nodes(), prefix()),
+    baseline: async () => redisBaseline(await nodes(), prefix()),
+    shared: async () => ({ kind: "redis", connection: await nodes(), keyPrefix: prefix() }),
+    close: async () => {
+      if (cluster !== undefined) await (await cluster).dispose()
     },
   }
 }

@@ -3,17 +3,16 @@
  *
  * @module
  */
-import { RedisStorage } from "@creditlock/redis"
 import { SqliteStorage } from "@creditlock/sqlite"
 import type { Target } from "./Harness.js"
-import { engineTarget } from "./targets/Engine.js"
-import { redisBaseline } from "./targets/RedisBaseline.js"
+import { engineTarget, redisLibrary } from "./targets/Engine.js"
+import { type RedisConnection, redisBaseline } from "./targets/RedisBaseline.js"
 import { sqliteBaseline } from "./targets/SqliteBaseline.js"
 
-/** A target that several processes can open: a SQLite file (or, later, a Redis server). */
+/** A target that several processes can open: a SQLite file, a Redis server or Cluster. */
 export type SharedStore =
   | { readonly kind: "sqlite"; readonly filename: string; readonly synchronous: "FULL" | "NORMAL" }
-  | { readonly kind: "redis"; readonly url: string; readonly keyPrefix: string }
+  | { readonly kind: "redis"; readonly connection: RedisConnection; readonly keyPrefix: string }
 
 /** Library or baseline. */
 export type Side = "library" | "baseline"
@@ -30,10 +29,7 @@ export const sharedTarget = (store: SharedStore, side: Side): Target => {
         : sqliteBaseline(store.filename, store.synchronous)
     case "redis":
       return side === "library"
-        ? engineTarget(
-            "CreditEngine + RedisStorage",
-            RedisStorage.layer({ url: store.url, keyPrefix: store.keyPrefix }),
-          )
-        : redisBaseline(store.url, store.keyPrefix)
+        ? redisLibrary(store.connection, store.keyPrefix)
+        : redisBaseline(store.connection, store.keyPrefix)
   }
 }

@@ -4,17 +4,57 @@
  *
  * @module
  */
-import { CreditError, createCreditEngine, type HolderRef, type Storage } from "@creditlock/core"
-import type { Layer } from "effect"
+import { CreditError, createCreditEngine, type HolderRef } from "@creditlock/core"
+import { Storage } from "@creditlock/core/storage"
+import { RedisStorage } from "@creditlock/redis"
+import { Effect, Layer } from "effect"
+import { Cluster, Redis } from "ioredis"
 import type { Target } from "../Harness.js"
+import type { RedisConnection } from "./RedisBaseline.js"
+import { countingCommands } from "./RedisCommands.js"
 
 const ref = (holderId: string): HolderRef => ({ customerId: `c-${holderId}`, holderType: "contracts", holderId })
 
-/** `CreditEngine` (through `createCreditEngine`) over `storage`. */
-export const engineTarget = (name: string, storage: Layer.Layer<Storage, unknown>): Target => {
-  const engine = createCreditEngine({ storage })
+/** `storage` with a count of the calls made into it (the health ping aside). */
+const countingCalls = (storage: Layer.Layer<Storage, unknown>) => {
+  let calls = 0
+  const counted =
+    <A extends ReadonlyArray<unknown>, R>(f: (...args: A) => R) =>
+    (...args: A): R => {
+      calls++
+      return f(...args)
+    }
+  const layer = Layer.effect(
+    Storage,
+    Effect.map(Storage, (s) =>
+      Storage.of({
+        ...s,
+        load: counted(s.load),
+        commit: counted(s.commit),
+        lookup: counted(s.lookup),
+        findEntry: counted(s.findEntry),
+        journal: counted(s.journal),
+      }),
+    ),
+  ).pipe(Layer.provide(storage))
+  return { layer, count: async () => calls }
+}
+
+/**
+ * `CreditEngine` (through `createCreditEngine`) over `storage`. Round trips are the store's own
+ * count when `roundTrips` is given (a server's processed commands), else the calls into the
+ * storage made by this process.
+ */
+export const engineTarget = (
+  name: string,
+  storage: Layer.Layer<Storage, unknown>,
+  roundTrips?: Target["roundTrips"],
+): Target => {
+  const counting = roundTrips === undefined ? countingCalls(storage) : undefined
+  const engine = createCreditEngine({ storage: counting?.layer ?? storage })
   return {
     name,
+    roundTrips: roundTrips ?? { scope: "process", count: (counting as ReturnType<typeof countingCalls>).count },
     open: async (id) => {
       await engine.openHolder(ref(id))
     },
@@ -46,5 +86,29 @@ export const engineTarget = (name: string, storage: Layer.Layer<Storage, unknown
       return { value: view.current.credit[0]?.amount.value ?? 0, modifications }
     },
     close: () => engine.close(),
+  }
+}
+
+/**
+ * The library on Redis (a standalone server's URL, or a Cluster's nodes), over a client the
+ * target opens with the adapter's no-resend settings, so its commands can be counted.
+ */
+export const redisLibrary = (connection: RedisConnection, keyPrefix: string): Target => {
+  const { client, roundTrips } = countingCommands(
+    typeof connection === "string"
+      ? new Redis(connection, { ...RedisStorage.noResendOptions, lazyConnect: true })
+      : new Cluster([...connection], { ...RedisStorage.noResendClusterOptions, lazyConnect: true }),
+  )
+  const target = engineTarget(
+    typeof connection === "string" ? "CreditEngine + RedisStorage" : "CreditEngine + RedisStorage (Cluster)",
+    RedisStorage.layerFromClient(client, { keyPrefix }),
+    roundTrips,
+  )
+  return {
+    ...target,
+    close: async () => {
+      await target.close()
+      await client.quit()
+    },
   }
 }

@@ -6,8 +6,9 @@
  * @module
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import type { Target } from "../Harness.js"
+import { countingCommands } from "./RedisCommands.js"
 
 const TTL = 120_000
 const sha = (key: string) => createHash("sha256").update(key).digest("base64url")
@@ -40,9 +41,20 @@ interface Scripts {
   blUnlock(holder: string, now: number, hash: string): Promise<number>
 }
 
-/** A hand-written Redis implementation against the server at `url`; keys under `prefix`. */
-export const redisBaseline = (url: string, prefix: string): Target => {
-  const redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 }) as Redis & Scripts
+/** Where the baseline connects: a standalone server's URL, or a Cluster's nodes. */
+export type RedisConnection = string | ReadonlyArray<{ readonly host: string; readonly port: number }>
+
+/**
+ * A hand-written Redis implementation against `connection`; keys under `prefix`, a holder's two
+ * keys tagged by its id (one Cluster slot). Its round trips are the commands it sends.
+ */
+export const redisBaseline = (connection: RedisConnection, prefix: string): Target => {
+  const { client, roundTrips } = countingCommands(
+    typeof connection === "string"
+      ? new Redis(connection, { lazyConnect: false, maxRetriesPerRequest: 1 })
+      : new Cluster([...connection], { redisOptions: { maxRetriesPerRequest: 1 } }),
+  )
+  const redis = client as (Redis | Cluster) & Scripts
   redis.defineCommand("blLock", { numberOfKeys: 1, lua: LOCK })
   redis.defineCommand("blModify", { numberOfKeys: 2, lua: MODIFY })
   redis.defineCommand("blUnlock", { numberOfKeys: 1, lua: UNLOCK })
@@ -50,6 +62,7 @@ export const redisBaseline = (url: string, prefix: string): Target => {
   const journal = (id: string) => `${prefix}{${id}}:j`
   return {
     name: "raw ioredis + Lua (baseline)",
+    roundTrips,
     open: async (id) => {
       await redis.hsetnx(holder(id), "value", 0)
     },
