@@ -22,6 +22,7 @@ import { inputTests } from "./Input.js"
 import { limitsTests } from "./Limits.js"
 import { type ModelOptions, modelTests } from "./Model.js"
 import { type RaceOptions, raceTests } from "./Races.js"
+import { tracingTests } from "./Tracing.js"
 import { ttlTests } from "./Ttl.js"
 
 export * from "./Harness.js"
@@ -52,5 +53,6 @@ export const conformance = (name: string, storage: StorageLayer, options: Confor
     faultTests(storage)
     facadeTests(storage)
     inputTests(storage)
+    tracingTests(storage)
   })
 }

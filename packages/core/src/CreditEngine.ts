@@ -8,7 +8,11 @@
  * loads, plans at the `Clock`'s time, commits with a compare-and-set, settles lost replies by the
  * write's witness, and publishes.
  * Every write ends in exactly one of: applied (success), not applied (`StorageUnavailable`),
- * unknown (`OutcomeUnknown`). Every operation is traced with `Effect.withSpan`.
+ * unknown (`OutcomeUnknown`). Every operation is traced with `Effect.withSpan` (span
+ * `CreditEngine.<operation>`, attribute `creditlock.holder` or `creditlock.customer`) when a tracer
+ * other than Effect's default is installed — by a layer (`@effect/opentelemetry`,
+ * `Layer.setTracer`) or for one call (`Effect.withTracer`); under the default tracer, whose spans
+ * go nowhere, no span is made.
  *
  * @module
  */

@@ -93,6 +93,14 @@ const decodeJournalOptions = decoder(
   "journal options",
 )
 
+/**
+ * The tracer of a runtime nobody configured. Its spans are exported nowhere, so an operation
+ * makes its span only under another tracer — checked on every call, so a tracer provided for one
+ * call (`Effect.withTracer`) gets its spans too. A span costs fiber-context changes on every
+ * operation even when nothing listens.
+ */
+const defaultTracer = Effect.runSync(Effect.tracer)
+
 const keyText = (key: LockKeyInput): unknown => (Redacted.isRedacted(key) ? Redacted.value(key) : key)
 
 /** Builds the engine over the `Storage` in context; the event hub lives as long as the scope. */
@@ -109,7 +117,11 @@ export const make = (
     const traced =
       (name: string) =>
       <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-        Effect.withSpan(effect, `CreditEngine.${name}`, { captureStackTrace: false })
+        Effect.tracerWith((tracer) =>
+          tracer === defaultTracer
+            ? effect
+            : Effect.withSpan(effect, `CreditEngine.${name}`, { captureStackTrace: false }),
+        )
 
     const withHolder = (ref: HolderRef) => Effect.annotateCurrentSpan("creditlock.holder", holderKey(ref))
 
