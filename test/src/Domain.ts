@@ -265,6 +265,27 @@ export const domainTests = (storage: StorageLayer) => {
       ),
     )
 
+    it.effect("tryLock grants as lock does, and answers a live lock with the refusal as a value", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = yield* opened()
+          const first = yield* engine.tryLock(ref)
+          if (!first.granted) return expect.fail("a free holder must be granted")
+          expect(first.lock.token).toBe(1)
+          expect(yield* engine.tryLock(ref)).toEqual({ granted: false, expiresAt: first.lock.expiry })
+          // The refusal changed nothing: the first lock still holds, with its key.
+          yield* engine.modify(ref, first.lock.key, change("GBP", 5))
+          yield* engine.unlock(ref, first.lock.key)
+          const again = yield* engine.tryLock(ref)
+          expect(again.granted && again.lock.token).toBe(2)
+          // Other failures stay failures.
+          yield* expectRejected(ref, "HolderNotFound", engine.tryLock(contract()))
+          yield* expectRejected(ref, "InvalidRequest", engine.tryLock({ ...ref, holderId: "a/b" }))
+        }),
+      ),
+    )
+
     it.effect("unlock releases the lock; the holder can be locked again and the old key is refused", () =>
       provide(
         Effect.gen(function* () {

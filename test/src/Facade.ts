@@ -30,6 +30,8 @@ export const facadeTests = (storage: StorageLayer) => {
         expiresAt: lock.expiry,
       })
       expect(lock.token, "the first grant's fencing token").toBe(1)
+      // A refusal as a value: nothing thrown, the expiry of the lock in the way.
+      expect(await engine.tryLock(ref)).toEqual({ granted: false, expiresAt: lock.expiry })
       expect(
         (await engine.modify(ref, "not-the-key", change("GBP", 1)).catch((e: unknown) => e)) as CreditError,
       ).toMatchObject({

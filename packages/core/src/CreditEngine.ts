@@ -41,7 +41,7 @@ import { make } from "./internal/engine.js"
 import { defaults } from "./internal/options.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
-import type { ExtendResult, LockOptions, LockResult } from "./Lock.js"
+import type { ExtendResult, LockOptions, LockResult, TryLockResult } from "./Lock.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -150,6 +150,16 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
       ref: HolderRef,
       options?: LockOptions,
     ) => Effect.Effect<LockResult, InvalidRequest | HolderNotFound | CreditLocked | WriteFailure>
+
+    /**
+     * `lock`, with the refusal as a value: a live lock in the way answers `{ granted: false,
+     * expiresAt }` instead of failing with CreditLocked, for callers to whom contention is the
+     * normal case (a polling worker, a bench). Every other failure is `lock`'s.
+     */
+    readonly tryLock: (
+      ref: HolderRef,
+      options?: LockOptions,
+    ) => Effect.Effect<TryLockResult, InvalidRequest | HolderNotFound | WriteFailure>
 
     /**
      * Applies modifications all-or-nothing under the live lock with `key`, appending one journal

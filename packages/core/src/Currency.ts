@@ -4,8 +4,11 @@
  * current codes; see {@link ISO_4217_PUBLISHED}).
  *
  * A *currency* here is a list-one entry used by at least one country or territory: precious
- * metals (XAU, …), bond-market units, the SDR (XDR), the testing code (XTS) and "no currency"
- * (XXX) are listed by ISO but are not currencies a credit can be held in.
+ * metals (XAU, …), bond-market units, the testing code (XTS), "no currency" (XXX) and the units
+ * of account of supranational bodies — the IMF's SDR (XDR), the Sucre (XSU) and the African
+ * Development Bank's unit (XUA) — are listed by ISO but are not currencies a credit can be held
+ * in. The fund codes ISO lists for a country (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW) are
+ * accepted: they are units billing systems in those countries do account in (Chile's CLF, say).
  *
  * @module
  */
@@ -20,9 +23,12 @@ export interface CurrencyInfo {
   readonly name: string
 }
 
+/** Units of account that ISO lists under a supranational body rather than a country. */
+const supranationalUnits: ReadonlySet<string> = new Set(["XDR", "XSU", "XUA"])
+
 const currencies: ReadonlyArray<CurrencyInfo> = currencyCodes.data
-  // ISO lists metals, fund units, SDR, test and "no currency" codes under pseudo-entities "ZZnn_…".
-  .filter((c) => c.countries.some((country) => !/^zz\d/i.test(country)))
+  // ISO lists metals, bond-market units, test and "no currency" codes under pseudo-entities "ZZnn_…".
+  .filter((c) => !supranationalUnits.has(c.code) && c.countries.some((country) => !/^zz\d/i.test(country)))
   .map((c) => ({ code: c.code, numeric: Number(c.number), digits: c.digits, name: c.currency }))
 
 const byCode: ReadonlyMap<string, CurrencyInfo> = new Map(currencies.map((c) => [c.code, c]))

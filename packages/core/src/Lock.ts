@@ -65,3 +65,12 @@ export interface LockResult {
   readonly credit: CreditView
   readonly lock: GrantedLock
 }
+
+/** `tryLock`'s answer when a live lock is in the way: when it expires (a hint for the next try). */
+export interface LockRefused {
+  readonly granted: false
+  readonly expiresAt: Date | undefined
+}
+
+/** The result of `tryLock`: the lock granted (as `lock` answers it), or the refusal as a value. */
+export type TryLockResult = (LockResult & { readonly granted: true }) | LockRefused

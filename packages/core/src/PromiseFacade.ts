@@ -33,9 +33,10 @@ import type { CreditEngineError } from "./Errors.js"
 import type { CreditEvent } from "./Events.js"
 import type { CreditView, HolderRef, OpenHolderOptions, OpenResult } from "./Holder.js"
 import { validateOptions } from "./internal/options.js"
+import { refusal } from "./internal/refusal.js"
 import type { JournalPage, VerifyReport } from "./Journal.js"
 import type { CreditLimitRequestInput, CreditLimitsView } from "./Limits.js"
-import type { ExtendResult, LockOptions, LockResult } from "./Lock.js"
+import type { ExtendResult, LockOptions, LockRefused, LockResult } from "./Lock.js"
 import type { ModifyRequestInput, ModifyResult } from "./Modification.js"
 import type { Storage } from "./Storage.js"
 
@@ -101,8 +102,17 @@ export class CreditError extends Error {
     })
   }
 
-  /** The facade's view of a typed engine error. */
+  /**
+   * The facade's view of a typed engine error. A refusal (a 4xx) is built without a stack trace:
+   * it would show the engine's runtime, never the caller's code, and contention makes refusals
+   * the common case. Failures of the storage keep theirs.
+   */
   static fromEngineError(error: CreditEngineError): CreditError {
+    const make = () => CreditError.ofEngineError(error)
+    return error.status < 500 ? refusal(make) : make()
+  }
+
+  private static ofEngineError(error: CreditEngineError): CreditError {
     return new CreditError({
       tag: error._tag,
       status: error.status,
@@ -121,11 +131,19 @@ export interface PlainLockResult {
   readonly lock: { readonly key: string; readonly expiry: Date; readonly token: number }
 }
 
+/** What the facade's `tryLock` resolves to: the lock granted, or the refusal as a value. */
+export type PlainTryLockResult = (PlainLockResult & { readonly granted: true }) | LockRefused
+
 /** The engine's operations as async functions; see `CreditEngine` for each contract. */
 export interface AsyncCreditEngine extends AsyncDisposable {
   openHolder(ref: HolderRef, options?: OpenHolderOptions): Promise<OpenResult>
   getCredit(ref: HolderRef): Promise<CreditView>
   lock(ref: HolderRef, options?: LockOptions): Promise<PlainLockResult>
+  /**
+   * `lock`, resolving with `{ granted: false, expiresAt }` when a live lock is in the way instead
+   * of rejecting with CreditError `CREDIT_LOCKED` (see `CreditEngine.tryLock`).
+   */
+  tryLock(ref: HolderRef, options?: LockOptions): Promise<PlainTryLockResult>
   modify(ref: HolderRef, key: LockKeyInput, request: ModifyRequestInput): Promise<ModifyResult>
   /** Extends the live lock held with `key` (see `CreditEngine.extendLock`); `ttl` in ms or as text such as `"30 seconds"`. */
   extendLock(ref: HolderRef, key: LockKeyInput, ttl?: Duration.DurationInput): Promise<ExtendResult>
@@ -184,8 +202,18 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
   if (Either.isLeft(checked)) throw CreditError.fromEngineError(checked.left)
   const runtime = ManagedRuntime.make(CreditEngine.layer(engineOptions).pipe(Layer.provide(storage)))
 
+  // The engine is taken from the runtime by the first call and reused by every later one.
+  let resolved: CreditEngine["Type"] | undefined
+  const withEngine = <A, E>(f: (engine: CreditEngine["Type"]) => Effect.Effect<A, E>) =>
+    resolved === undefined
+      ? Effect.flatMap(CreditEngine, (e) => {
+          resolved = e
+          return f(e)
+        })
+      : f(resolved)
+
   const run = async <A>(f: (engine: CreditEngine["Type"]) => Effect.Effect<A, CreditEngineError>): Promise<A> => {
-    const exit = await runtime.runPromiseExit(Effect.flatMap(CreditEngine, f))
+    const exit = await runtime.runPromiseExit(withEngine(f))
     if (Exit.isSuccess(exit)) return exit.value
     throw rejection(exit.cause)
   }
@@ -199,7 +227,7 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
 
   const withLock: AsyncCreditEngine["withLock"] = async (ref, fn, options = {}) => {
     const { signal, ...lockOptions } = options
-    const program = Effect.flatMap(CreditEngine, (e) =>
+    const program = withEngine((e) =>
       e.withLock(
         ref,
         (locked) =>
@@ -220,6 +248,8 @@ export const createCreditEngine = <E>(options: CreateCreditEngineOptions<E>): As
     openHolder: (ref, opts) => run((e) => e.openHolder(ref, opts)),
     getCredit: (ref) => run((e) => e.getCredit(ref)),
     lock: (ref, opts) => run((e) => e.lock(ref, opts)).then(plain),
+    tryLock: (ref, opts) =>
+      run((e) => e.tryLock(ref, opts)).then((r) => (r.granted ? { granted: true, ...plain(r) } : r)),
     modify: (ref, key, request) => run((e) => e.modify(ref, key, request)),
     extendLock: (ref, key, ttl) => run((e) => e.extendLock(ref, key, ttl)),
     unlock: (ref, key) => run((e) => e.unlock(ref, key)),

@@ -93,7 +93,15 @@ export {
   type ThresholdRecord,
 } from "./Limits.js"
 /** Locks: what `lock` grants. */
-export type { ExtendedLock, ExtendResult, GrantedLock, LockOptions, LockResult } from "./Lock.js"
+export type {
+  ExtendedLock,
+  ExtendResult,
+  GrantedLock,
+  LockOptions,
+  LockRefused,
+  LockResult,
+  TryLockResult,
+} from "./Lock.js"
 /** Modifications: the request `modify` takes and what it answers. */
 export { Modification, ModifyRequest, type ModifyRequestInput, type ModifyResult } from "./Modification.js"
 /** The Promise facade, for services that do not use Effect. */
@@ -103,6 +111,7 @@ export {
   CreditError,
   createCreditEngine,
   type PlainLockResult,
+  type PlainTryLockResult,
 } from "./PromiseFacade.js"
 /** What the engine runs over: provide a `Storage` layer from an adapter (`@creditlock/memory`, …). */
 export { Storage } from "./Storage.js"

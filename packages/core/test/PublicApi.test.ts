@@ -30,6 +30,7 @@ const expected: Record<keyof typeof entryPoints, ReadonlyArray<string>> = {
     "CreditError",
     "createCreditEngine",
     "PlainLockResult",
+    "PlainTryLockResult",
     "Storage",
     // holders, locks, modifications, customer unlock
     "Balance",
@@ -44,6 +45,8 @@ const expected: Record<keyof typeof entryPoints, ReadonlyArray<string>> = {
     "GrantedLock",
     "LockOptions",
     "LockResult",
+    "LockRefused",
+    "TryLockResult",
     "Modification",
     "ModifyRequest",
     "ModifyRequestInput",

@@ -161,10 +161,12 @@ const brokenModifyBody: fc.Arbitrary<unknown> = fc.oneof(
     ...body,
     modifications: [modification("GBP", value)],
   })),
-  fc.tuple(validModifyBody, fc.constantFrom("gbp", "XXX", "XAU", "", "GB", "GBPP", "€", 826)).map(([body, code]) => ({
-    ...body,
-    modifications: [modification(code as string, 1)],
-  })),
+  fc
+    .tuple(validModifyBody, fc.constantFrom("gbp", "XXX", "XAU", "XDR", "XSU", "", "GB", "GBPP", "€", 826))
+    .map(([body, code]) => ({
+      ...body,
+      modifications: [modification(code as string, 1)],
+    })),
   fc.tuple(validModifyBody, fc.constantFrom("credit", "points", "", null)).map(([body, type]) => ({
     ...body,
     modifications: [{ type, changeAmount: { currencyCode: "GBP", value: 1 } }],

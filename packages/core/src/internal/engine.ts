@@ -4,6 +4,7 @@
  *
  * @internal
  */
+
 import { randomUUID } from "node:crypto"
 import {
   Clock,
@@ -31,7 +32,7 @@ import type { CreditEvent } from "../Events.js"
 import { HolderRef, OpenHolderOptions } from "../Holder.js"
 import type { JournalEntry, JournalPage } from "../Journal.js"
 import { CreditLimitRequest, type CreditLimitRequestInput } from "../Limits.js"
-import type { LockOptions } from "../Lock.js"
+import type { LockOptions, TryLockResult } from "../Lock.js"
 import { ModifyRequest, type ModifyRequestInput } from "../Modification.js"
 import { holderKey, type LookupKey, Storage } from "../Storage.js"
 import { adminUnlockTransaction, lookupKey, resolveCustomer } from "./customerUnlock.js"
@@ -44,6 +45,7 @@ import { checkDistinct, modifyTransaction } from "./modification.js"
 import { durationSetting, validateOptions } from "./options.js"
 import type { Transaction } from "./plan.js"
 import { Id, Reference } from "./schemas.js"
+import { annotate, traced as tracedAs } from "./tracing.js"
 import { transact as runTransaction } from "./transact.js"
 import { withLock as makeWithLock } from "./withLock.js"
 
@@ -93,14 +95,6 @@ const decodeJournalOptions = decoder(
   "journal options",
 )
 
-/**
- * The tracer of a runtime nobody configured. Its spans are exported nowhere, so an operation
- * makes its span only under another tracer — checked on every call, so a tracer provided for one
- * call (`Effect.withTracer`) gets its spans too. A span costs fiber-context changes on every
- * operation even when nothing listens.
- */
-const defaultTracer = Effect.runSync(Effect.tracer)
-
 const keyText = (key: LockKeyInput): unknown => (Redacted.isRedacted(key) ? Redacted.value(key) : key)
 
 /** Builds the engine over the `Storage` in context; the event hub lives as long as the scope. */
@@ -114,16 +108,9 @@ export const make = (
     const context = { storage, hub, maxAttempts: settings.maxAttempts, settleMillis: settings.settleMillis }
     const transact = <A, E>(tx: Transaction<A, E>) => runTransaction(context, tx)
 
-    const traced =
-      (name: string) =>
-      <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-        Effect.tracerWith((tracer) =>
-          tracer === defaultTracer
-            ? effect
-            : Effect.withSpan(effect, `CreditEngine.${name}`, { captureStackTrace: false }),
-        )
+    const traced = (name: string) => tracedAs(`CreditEngine.${name}`)
 
-    const withHolder = (ref: HolderRef) => Effect.annotateCurrentSpan("creditlock.holder", holderKey(ref))
+    const withHolder = (ref: HolderRef) => annotate("creditlock.holder", holderKey(ref))
 
     const loadHolder = (ref: HolderRef) =>
       Effect.flatMap(storage.load(ref), (stored) => requireOpen(ref, Option.getOrNull(stored)))
@@ -164,6 +151,14 @@ export const make = (
           }),
         )
       }).pipe(traced("lock"))
+
+    const tryLock = (refIn: HolderRef, optionsIn: LockOptions = {}) =>
+      lock(refIn, optionsIn).pipe(
+        Effect.map((granted): TryLockResult => ({ granted: true, ...granted })),
+        Effect.catchTag("CreditLocked", (refused) =>
+          Effect.succeed<TryLockResult>({ granted: false, expiresAt: refused.expiresAt }),
+        ),
+      )
 
     const modify = (refIn: HolderRef, keyIn: LockKeyInput, requestIn: ModifyRequestInput) =>
       Effect.gen(function* () {
@@ -234,7 +229,7 @@ export const make = (
         const key = lookupKey(lookup)
         const matched = yield* lookupConfirmed(key)
         const customerId = yield* resolveCustomer(lookup, matched)
-        yield* Effect.annotateCurrentSpan("creditlock.customer", customerId)
+        yield* annotate("creditlock.customer", customerId)
         const holders =
           key.kind === "customer" ? matched : yield* lookupConfirmed({ kind: "customer", value: customerId })
         // Every holder is tried, whatever happens to the others; each release is atomic on its own.
@@ -332,6 +327,7 @@ export const make = (
       openHolder,
       getCredit,
       lock,
+      tryLock,
       modify,
       extendLock,
       withLock,

@@ -12,6 +12,7 @@ import type { ExtendResult, LockResult, LockState } from "../Lock.js"
 import { requireOpen, view } from "./holder.js"
 import { hashLockKey, sameKeyHash } from "./keys.js"
 import type { Transaction } from "./plan.js"
+import { refusal } from "./refusal.js"
 
 /** Whether `lock` is live at `now` (expiry is exclusive: at `expiresAt` the lock is free). */
 export const isLive = (lock: LockState | null, now: number): lock is LockState => lock !== null && now < lock.expiresAt
@@ -26,7 +27,9 @@ export interface LockGrant {
 /** CreditLocked for a live lock, saying when it expires (never its key). */
 const locked = (current: LockState) => {
   const expiresAt = new Date(current.expiresAt)
-  return new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt })
+  return refusal(
+    () => new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt }, true),
+  )
 }
 
 /** The fencing token of the holder's last grant (0: none yet). */
@@ -59,10 +62,16 @@ export const decideLock = (
 /** LockKeyMismatch for a live lock held with another key, saying when it expires. */
 const mismatch = (current: LockState) => {
   const expiresAt = new Date(current.expiresAt)
-  return new LockKeyMismatch({
-    detail: `the lock key does not match the live lock on this credit, which expires at ${expiresAt.toISOString()}`,
-    expiresAt,
-  })
+  return refusal(
+    () =>
+      new LockKeyMismatch(
+        {
+          detail: `the lock key does not match the live lock on this credit, which expires at ${expiresAt.toISOString()}`,
+          expiresAt,
+        },
+        true,
+      ),
+  )
 }
 
 /**
@@ -84,13 +93,21 @@ export const checkKey = (
   if (last !== null && sameKeyHash(last.keyHash, keyHash)) {
     const expiredAt = new Date(last.expiresAt)
     return Either.left(
-      new LockExpired({
-        detail: `the lock this key was granted expired at ${expiredAt.toISOString()}; lock the credit again`,
-        expiredAt,
-      }),
+      refusal(
+        () =>
+          new LockExpired(
+            {
+              detail: `the lock this key was granted expired at ${expiredAt.toISOString()}; lock the credit again`,
+              expiredAt,
+            },
+            true,
+          ),
+      ),
     )
   }
-  return Either.left(new LockNotHeld({ detail: "no live lock is held on this credit; lock it first" }))
+  return Either.left(
+    refusal(() => new LockNotHeld({ detail: "no live lock is held on this credit; lock it first" }, true)),
+  )
 }
 
 /**

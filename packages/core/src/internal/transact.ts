@@ -24,6 +24,7 @@
  *
  * @internal
  */
+
 import { Clock, Duration, Effect, Either, Option, PubSub, Random } from "effect"
 import { OutcomeUnknown, StorageUnavailable } from "../Errors.js"
 import type { CreditEvent } from "../Events.js"
@@ -31,6 +32,7 @@ import type { JournalEntry } from "../Journal.js"
 import type { ExpectedRevision, Storage, StoredHolder } from "../Storage.js"
 import { extendedExpiry, isLive } from "./lock.js"
 import type { Plan, Snapshot, Transaction, Witness } from "./plan.js"
+import { annotate } from "./tracing.js"
 
 /** What the core needs from the engine. */
 export interface TransactContext {
@@ -239,7 +241,7 @@ export const transact = <A, E>(
             exhausted = true
             return yield* loop
           }
-          yield* Effect.annotateCurrentSpan("creditlock.conflicts", conflicts)
+          yield* annotate("creditlock.conflicts", conflicts)
           yield* conflictBackoff(conflicts)
           return yield* loop
         }
