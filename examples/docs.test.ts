@@ -45,6 +45,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
+import { type Database, freshDatabase } from "@creditlock/test-suite/postgres-server"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 const root = resolve(import.meta.dirname, "..")
@@ -525,9 +526,11 @@ describe("README code blocks run as written", () => {
         "packages/core/README.md",
         "packages/http/README.md",
         "packages/memory/README.md",
+        "packages/postgres/README.md",
         "packages/redis/README.md",
         "packages/server/README.md",
         "packages/sqlite/README.md",
+        "packages/testing/README.md",
         "test/README.md",
         "release/README.md",
       ]),
@@ -569,7 +572,15 @@ describe("README code blocks run as written", () => {
 
   describe("JavaScript and TypeScript blocks", () => {
     const folders = new Map<Block, string>()
-    beforeAll(() => {
+    // The PostgreSQL blocks connect to DATABASE_URL: a database of this run's own.
+    let database: Database | undefined
+    afterAll(async () => {
+      delete process.env.DATABASE_URL
+      await database?.drop()
+    })
+    beforeAll(async () => {
+      database = await freshDatabase()
+      process.env.DATABASE_URL = database.url
       writeFileSync(join(work, "package.json"), `${JSON.stringify({ type: "module", private: true })}\n`)
       for (const block of [...tally.jsRun, ...tally.tsRun]) {
         const dir = join(work, slug(block))

@@ -5,7 +5,7 @@
  *   pnpm bench [--duration <ms per scenario and side, default 2000>] [--only memory,sqlite,…]
  *
  * `--only` takes adapter names as the table prints them (`memory`, `sqlite FULL`, `redis`,
- * `redis cluster`, …) and `http`.
+ * `redis cluster`, `postgres`) and `http`.
  *
  * @module
  */
@@ -17,7 +17,7 @@ import { parseArgs } from "node:util"
 import { fullPlan, runSuite } from "./Bench.js"
 import { httpTable, runHttpBench } from "./Http.js"
 import { type Comparison, markdownTable, throughputChart } from "./Report.js"
-import { memorySuite, redisClusterSuite, redisSuite, type Suite, sqliteSuite } from "./Suites.js"
+import { memorySuite, postgresSuite, redisClusterSuite, redisSuite, type Suite, sqliteSuite } from "./Suites.js"
 
 const { values } = parseArgs({
   options: { duration: { type: "string", default: "2000" }, only: { type: "string" } },
@@ -30,6 +30,7 @@ const suites: Array<() => Suite> = [
   sqliteSuite("NORMAL"),
   redisSuite,
   redisClusterSuite,
+  postgresSuite,
 ]
 
 const rows: Array<Comparison> = []

@@ -10,11 +10,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { MemoryStorage } from "@creditlock/memory"
 import { SqliteStorage } from "@creditlock/sqlite"
+import { type Database, freshDatabase } from "@creditlock/test-suite/postgres-server"
 import { type RedisCluster, type RedisServer, startCluster, startServer } from "@creditlock/test-suite/redis-server"
 import type { Target } from "./Harness.js"
 import type { SharedStore } from "./Targets.js"
-import { engineTarget, redisLibrary } from "./targets/Engine.js"
+import { engineTarget, postgresLibrary, redisLibrary } from "./targets/Engine.js"
 import { mapBaseline } from "./targets/MapBaseline.js"
+import { postgresBaseline } from "./targets/PostgresBaseline.js"
 import { redisBaseline } from "./targets/RedisBaseline.js"
 import { sqliteBaseline } from "./targets/SqliteBaseline.js"
 
@@ -87,6 +89,28 @@ export const redisClusterSuite = (): Suite => {
     shared: async () => ({ kind: "redis", connection: await nodes(), keyPrefix: prefix() }),
     close: async () => {
       if (cluster !== undefined) await (await cluster).dispose()
+    },
+  }
+}
+
+/**
+ * The PostgreSQL adapter on a database created for the run on the machine's server (127.0.0.1:5432),
+ * against raw pg with one statement per operation; each scenario gets fresh schemas.
+ */
+export const postgresSuite = (): Suite => {
+  let database: Promise<Database> | undefined
+  const url = async () => {
+    database ??= freshDatabase()
+    return (await database).url
+  }
+  const schema = (side: string) => `bench_${side}_${randomUUID().replaceAll("-", "")}`
+  return {
+    adapter: "postgres",
+    library: async () => postgresLibrary(await url(), schema("lib")),
+    baseline: async () => postgresBaseline(await url(), schema("raw")),
+    shared: async () => ({ kind: "postgres", url: await url(), schema: schema("mp") }),
+    close: async () => {
+      if (database !== undefined) await (await database).drop()
     },
   }
 }

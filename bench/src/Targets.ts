@@ -5,14 +5,16 @@
  */
 import { SqliteStorage } from "@creditlock/sqlite"
 import type { Target } from "./Harness.js"
-import { engineTarget, redisLibrary } from "./targets/Engine.js"
+import { engineTarget, postgresLibrary, redisLibrary } from "./targets/Engine.js"
+import { postgresBaseline } from "./targets/PostgresBaseline.js"
 import { type RedisConnection, redisBaseline } from "./targets/RedisBaseline.js"
 import { sqliteBaseline } from "./targets/SqliteBaseline.js"
 
-/** A target that several processes can open: a SQLite file, a Redis server or Cluster. */
+/** A target that several processes can open: a SQLite file, a Redis server or Cluster, a PostgreSQL database. */
 export type SharedStore =
   | { readonly kind: "sqlite"; readonly filename: string; readonly synchronous: "FULL" | "NORMAL" }
   | { readonly kind: "redis"; readonly connection: RedisConnection; readonly keyPrefix: string }
+  | { readonly kind: "postgres"; readonly url: string; readonly schema: string }
 
 /** Library or baseline. */
 export type Side = "library" | "baseline"
@@ -31,5 +33,10 @@ export const sharedTarget = (store: SharedStore, side: Side): Target => {
       return side === "library"
         ? redisLibrary(store.connection, store.keyPrefix)
         : redisBaseline(store.connection, store.keyPrefix)
+    case "postgres":
+      // The two sides of a run get schemas of their own (the adapter's tables are its own).
+      return side === "library"
+        ? postgresLibrary(store.url, store.schema)
+        : postgresBaseline(store.url, `${store.schema}_raw`)
   }
 }

@@ -1,11 +1,11 @@
-// The Promise facade over memory, SQLite (the file named by argv[2]) and, when argv[3] names a
-// server, Redis — from plain ESM JavaScript; prints what it saw as JSON for
-// release/test/consumer.test.ts.
+// The Promise facade over memory, SQLite (the file named by argv[2]), and, when they are named,
+// Redis (argv[3]) and PostgreSQL (the database argv[4], schema argv[5]) — from plain ESM
+// JavaScript; prints what it saw as JSON for release/test/consumer.test.ts.
 import { CreditError, createCreditEngine } from "@creditlock/core"
 import { MemoryStorage } from "@creditlock/memory"
 import { SqliteStorage } from "@creditlock/sqlite"
 
-const [filename, redisUrl] = process.argv.slice(2)
+const [filename, redisUrl, postgresUrl, postgresSchema] = process.argv.slice(2)
 const holder = { customerId: "cus_1001", holderType: "contracts", holderId: "sub_42" }
 
 const exercise = async (storage) => {
@@ -60,11 +60,21 @@ const redis =
   redisUrl === undefined
     ? null
     : await exercise((await import("@creditlock/redis")).RedisStorage.layer({ url: redisUrl }))
+const postgres =
+  postgresUrl === undefined
+    ? null
+    : await exercise(
+        (await import("@creditlock/postgres")).PostgresStorage.layer({
+          connectionString: postgresUrl,
+          schema: postgresSchema,
+        }),
+      )
 console.log(
   JSON.stringify({
     memory,
     sqlite,
     reopened: again.current.credit.map((c) => c.amount.value),
     redis,
+    postgres,
   }),
 )

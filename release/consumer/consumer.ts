@@ -4,8 +4,9 @@
 import { CreditEngine, CreditError, createCreditEngine, type HolderRef } from "@creditlock/core"
 import { type CommitRequest, encodeDocument, holderKey, Storage } from "@creditlock/core/storage"
 import { MemoryStorage } from "@creditlock/memory"
+import { PostgresStorage } from "@creditlock/postgres"
 import { SqliteStorage } from "@creditlock/sqlite"
-import { Effect, type Layer } from "effect"
+import { Effect, type Layer, Redacted } from "effect"
 
 const holder: HolderRef = { customerId: "cus_1001", holderType: "contracts", holderId: "sub_42" }
 
@@ -28,10 +29,15 @@ const values: Promise<ReadonlyArray<number>> = program.pipe(
   Effect.runPromise,
 )
 
-// The Promise facade over either adapter; storage layers are plain Effect layers.
+// The Promise facade over any adapter; storage layers are plain Effect layers.
 const storages: ReadonlyArray<Layer.Layer<Storage, unknown>> = [
   MemoryStorage.layer(),
   SqliteStorage.layer({ filename: "./credit.sqlite" }),
+  PostgresStorage.layer({
+    connectionString: Redacted.make("postgres://billing@127.0.0.1:5432/billing"),
+    schema: "credit",
+    statementTimeout: "2 seconds",
+  }),
 ]
 export const promiseFacade = async (): Promise<number> => {
   let total = 0

@@ -4,11 +4,11 @@
  * temporary folder (outside the workspace, so nothing resolves through it):
  *
  * - one on the effect version the workspace develops with, holding every package: plain ESM
- *   JavaScript drives the Promise facade over memory, SQLite and Redis, a strict TypeScript file
+ *   JavaScript drives the Promise facade over memory, SQLite, Redis and PostgreSQL, a strict TypeScript file
  *   type-checks under `node16` and `bundler` resolution, npm finds exactly one copy of `effect`,
  *   the Effect quickstart runs, the HTTP packages load, and `createCreditHandler` serves real
  *   requests in Express 5 and Express 4 (from the registry) behind `express.json()`;
- * - one on the lowest effect minor that the core, memory, SQLite and Redis packages accept
+ * - one on the lowest effect minor that the core, memory, SQLite, Redis and PostgreSQL packages accept
  *   (their peer range starts there; the HTTP packages need what @effect/platform needs): the same
  *   script, type-check, single copy and quickstart.
  *
@@ -33,6 +33,7 @@ import {
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join, relative } from "node:path"
+import { type Database, freshDatabase } from "@creditlock/test-suite/postgres-server"
 import { type RedisServer, startServer } from "@creditlock/test-suite/redis-server"
 import ts from "typescript"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -41,7 +42,7 @@ import { pack, root, run } from "./pack.js"
 /** The effect version the main consumer pins: the one the workspace develops with. */
 const effectVersion = "3.22.4"
 
-/** The lowest effect the core, memory, SQLite and Redis packages accept (their peer range's floor). */
+/** The lowest effect the core, memory, SQLite, Redis and PostgreSQL packages accept (their peer range's floor). */
 const lowestEffectVersion = "3.21.0"
 
 /** What the main consumer installs from the registry besides the tarballs. */
@@ -60,16 +61,18 @@ const published = [
   "packages/memory",
   "packages/sqlite",
   "packages/redis",
+  "packages/postgres",
   "packages/http",
   "packages/server",
 ]
 
 /** The packages whose effect peer range reaches down to {@link lowestEffectVersion}. */
-const lowestPublished = ["packages/core", "packages/memory", "packages/sqlite", "packages/redis"]
+const lowestPublished = ["packages/core", "packages/memory", "packages/sqlite", "packages/redis", "packages/postgres"]
 
 const work = mkdtempSync(join(tmpdir(), "creditlock-consumer-"))
 const tarballs = new Map<string, string>()
 let redis: RedisServer | undefined
+let database: Database | undefined
 
 /** npm's environment: this process's, without the npm_* settings pnpm exports to scripts. */
 const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)))
@@ -154,10 +157,12 @@ beforeAll(async () => {
   if (!relative(root, work).startsWith("..")) throw new Error(`${work} is inside the repository`)
   for (const folder of published) tarballs.set(folder, await pack(folder, work))
   redis = await startServer()
+  database = await freshDatabase()
 }, 240_000)
 
 afterAll(async () => {
   await redis?.stop()
+  await database?.drop()
   rmSync(work, { recursive: true, force: true })
 })
 
@@ -197,17 +202,29 @@ const expected: Run = {
 /** Runs app.mjs in `p` over memory, a fresh SQLite file and Redis database `db` (one per project). */
 const checkFacade = async (p: Project, db: number) => {
   if (redis === undefined) throw new Error("redis-server did not start")
+  if (database === undefined) throw new Error("no PostgreSQL database was created")
   const out = parse<{
     memory: Run
     sqlite: Run
     reopened: ReadonlyArray<number>
     redis: Run | null
-  }>(await p.node(["app.mjs", join(p.dir, "data", "credit.sqlite"), `${redis.url}/${db}`]))
+    postgres: Run | null
+  }>(
+    await p.node([
+      "app.mjs",
+      join(p.dir, "data", "credit.sqlite"),
+      `${redis.url}/${db}`,
+      database.url,
+      // One schema per project: both run the same holder.
+      `consumer_${db}`,
+    ]),
+  )
   expect(out.memory, "over MemoryStorage").toEqual(expected)
   expect(out.sqlite, "over SqliteStorage").toEqual(expected)
   expect(out.reopened, "a second engine on the same SQLite file").toEqual([2_500])
   expect(existsSync(join(p.dir, "data", "credit.sqlite"))).toBe(true)
   expect(out.redis, "over RedisStorage").toEqual(expected)
+  expect(out.postgres, "over PostgresStorage").toEqual(expected)
 }
 
 const checkTypes = (p: Project, config: string) =>
@@ -232,7 +249,8 @@ describe("a consumer installing the packed tarballs with npm", { timeout: 240_00
   const app = project("app")
   beforeAll(() => install(app, published, registry), 240_000)
 
-  it("runs the Promise facade over memory, SQLite and Redis from plain ESM JavaScript", () => checkFacade(app, 1))
+  it("runs the Promise facade over memory, SQLite, Redis and PostgreSQL from plain ESM JavaScript", () =>
+    checkFacade(app, 1))
 
   for (const config of [
     "tsconfig.node16.json",
@@ -350,7 +368,7 @@ describe(`a consumer on effect ${lowestEffectVersion}, the floor of the adapters
     240_000,
   )
 
-  it("runs the Promise facade over memory, SQLite and Redis", () => checkFacade(lowest, 2))
+  it("runs the Promise facade over memory, SQLite, Redis and PostgreSQL", () => checkFacade(lowest, 2))
 
   for (const config of ["tsconfig.node16.json", "tsconfig.bundler.json"]) {
     it(`type-checks the strict TypeScript consumer (${config})`, async () => {

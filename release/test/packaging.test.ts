@@ -20,8 +20,10 @@ const packages = [
   "packages/memory",
   "packages/sqlite",
   "packages/redis",
+  "packages/postgres",
   "packages/http",
   "packages/server",
+  "packages/testing",
   "test",
 ] as const
 

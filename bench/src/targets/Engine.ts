@@ -4,12 +4,15 @@
  *
  * @module
  */
-import { CreditError, createCreditEngine, type HolderRef } from "@creditlock/core"
+import { createCreditEngine, type HolderRef } from "@creditlock/core"
 import { Storage } from "@creditlock/core/storage"
+import { PostgresStorage } from "@creditlock/postgres"
 import { RedisStorage } from "@creditlock/redis"
 import { Effect, Layer } from "effect"
 import { Cluster, Redis } from "ioredis"
+import pg from "pg"
 import type { Target } from "../Harness.js"
+import { countingQueries } from "./PostgresBaseline.js"
 import type { RedisConnection } from "./RedisBaseline.js"
 import { countingCommands } from "./RedisCommands.js"
 
@@ -58,14 +61,8 @@ export const engineTarget = (
     open: async (id) => {
       await engine.openHolder(ref(id))
     },
-    lock: (id) =>
-      engine.lock(ref(id)).then(
-        (r) => ({ key: r.lock.key }),
-        (e: unknown) => {
-          if (e instanceof CreditError && e.tag === "CreditLocked") return "locked" as const
-          throw e
-        },
-      ),
+    // Contention is the normal case here: the refusal comes back as a value.
+    lock: (id) => engine.tryLock(ref(id)).then((r) => (r.granted ? { key: r.lock.key } : ("locked" as const))),
     modify: async (id, key, delta) => {
       await engine.modify(ref(id), key, {
         reason: "bench",
@@ -109,6 +106,24 @@ export const redisLibrary = (connection: RedisConnection, keyPrefix: string): Ta
     close: async () => {
       await target.close()
       await client.quit()
+    },
+  }
+}
+
+/** The library on PostgreSQL: the database at `url`, its tables in `schema`, over a pool of `poolSize`. */
+export const postgresLibrary = (url: string, schema: string, poolSize = 10): Target => {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize })
+  pool.on("error", () => undefined)
+  const target = engineTarget(
+    "CreditEngine + PostgresStorage",
+    PostgresStorage.layerFromPool(pool, { schema }),
+    countingQueries(pool),
+  )
+  return {
+    ...target,
+    close: async () => {
+      await target.close()
+      await pool.end()
     },
   }
 }

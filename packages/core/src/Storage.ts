@@ -131,7 +131,7 @@ export type EntrySelector = { readonly id: string } | { readonly reference: stri
 /**
  * Persistence for holders, their journals and lookup indexes. Every method fails only with
  * StorageUnavailable (no driver exception escapes). Implementations: @creditlock/memory,
- * @creditlock/sqlite, @creditlock/redis; all pass the same conformance suite.
+ * @creditlock/sqlite, @creditlock/redis, @creditlock/postgres; all pass the same conformance suite.
  */
 export class Storage extends Context.Tag("@creditlock/core/Storage")<
   Storage,

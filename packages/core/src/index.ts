@@ -79,7 +79,6 @@ export {
 } from "./Holder.js"
 /** The journal: entries, pages of them, and what `verify` reports. */
 export type { Change, CurrencyCheck, JournalEntry, JournalKind, JournalPage, VerifyReport } from "./Journal.js"
-
 /** Credit limits (BRM balance-group semantics): the request, and the limits as shown. */
 export {
   CreditLimitRequest,
@@ -102,6 +101,8 @@ export type {
   LockResult,
   TryLockResult,
 } from "./Lock.js"
+/** The engine's metrics (Effect `Metric`s): operations by name and outcome, durations, lock refusals. */
+export { engineLockRefusals, engineOperationDuration, engineOperations } from "./Metrics.js"
 /** Modifications: the request `modify` takes and what it answers. */
 export { Modification, ModifyRequest, type ModifyRequestInput, type ModifyResult } from "./Modification.js"
 /** The Promise facade, for services that do not use Effect. */

@@ -98,6 +98,10 @@ const expected: Record<keyof typeof entryPoints, ReadonlyArray<string>> = {
     "Unauthorized",
     "UnlockIncomplete",
     "UnsupportedResource",
+    // metrics
+    "engineOperations",
+    "engineOperationDuration",
+    "engineLockRefusals",
     // currencies
     "CurrencyCode",
     "CurrencyInfo",

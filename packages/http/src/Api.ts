@@ -31,6 +31,7 @@ import {
   OutcomeUnknownProblem,
   PayloadTooLargeProblem,
   RouteNotFoundProblem,
+  ShuttingDownProblem,
   StorageUnavailableProblem,
   UnlockIncompleteProblem,
   UnsupportedMediaTypeProblem,
@@ -239,9 +240,20 @@ export class OpsGroup extends HttpApiGroup.make("ops")
   .add(
     HttpApiEndpoint.get("health", "/healthz")
       .addSuccess(HealthResponse)
-      .annotateContext(OpenApi.annotations({ summary: "200 when the storage answers, else 503" })),
+      .annotateContext(OpenApi.annotations({ summary: "Liveness: 200 while the process serves requests" })),
   )
-  .annotateContext(OpenApi.annotations({ title: "ops", description: "Health" })) {}
+  .add(
+    HttpApiEndpoint.get("ready", "/readyz")
+      .addSuccess(HealthResponse)
+      .addError(ShuttingDownProblem)
+      .annotateContext(
+        OpenApi.annotations({
+          summary:
+            "Readiness: 200 when the storage answers and the server is not stopping; 503 STORAGE_UNAVAILABLE or SHUTTING_DOWN otherwise",
+        }),
+      ),
+  )
+  .annotateContext(OpenApi.annotations({ title: "ops", description: "Liveness and readiness" })) {}
 
 /** Adds `api-username` to the OpenAPI document: it accompanies `api-key` (both are required together). */
 const documentApiUsername = (spec: Record<string, unknown>): Record<string, unknown> => {
@@ -335,6 +347,37 @@ const describeEveryProblem = (spec: Record<string, unknown>): Record<string, unk
   return spec
 }
 
+/**
+ * Declares the `Retry-After` header (seconds) on every 423, 429 and 503 response, and the
+ * `X-Request-Id` header on every response: @effect/platform declares no response headers.
+ */
+const declareResponseHeaders = (spec: Record<string, unknown>): Record<string, unknown> => {
+  type Response = { headers?: Record<string, unknown> }
+  const retryAfter = {
+    description:
+      "Seconds to wait before retrying (423: until the lock in the way expires, 0 when none is; 429: until the rate limit allows; 503: the server's storage retry hint)",
+    schema: { type: "integer", minimum: 0 },
+  }
+  const requestId = {
+    description:
+      "The request's id: the client's X-Request-Id when it is 1–128 of A-Z a-z 0-9 . _ : -, else a generated one",
+    schema: { type: "string" },
+  }
+  const paths = (spec.paths ?? {}) as Record<string, Record<string, { responses?: Record<string, Response> }>>
+  for (const item of Object.values(paths)) {
+    for (const op of Object.values(item)) {
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        response.headers = {
+          ...response.headers,
+          "X-Request-Id": requestId,
+          ...(status === "423" || status === "429" || status === "503" ? { "Retry-After": retryAfter } : {}),
+        }
+      }
+    }
+  }
+  return spec
+}
+
 /** The whole API. Errors every route may answer are declared once, here. */
 export class CreditLockApi extends HttpApi.make("creditlock")
   .add(CreditGroup)
@@ -354,6 +397,6 @@ export class CreditLockApi extends HttpApi.make("creditlock")
       description:
         "Credit holders, pessimistic credit locks, monetary modifications with an immutable journal, and credit limits. Every error answers with { error: [ { status, title, detail, code } ] }. Request bodies are JSON (or form-encoded where documented), at most 64 KiB, nested at most 64 levels deep. A write ends in one of three outcomes: applied (2xx); not applied (503 STORAGE_UNAVAILABLE, or any 4xx: nothing changed); unknown (503 OUTCOME_UNKNOWN: retry with the same Idempotency-Key, or read the journal).",
       license: { name: "MIT", url: "https://opensource.org/licenses/MIT" },
-      transform: (spec) => describeEveryProblem(withoutDecodeError(documentApiUsername(spec))),
+      transform: (spec) => declareResponseHeaders(describeEveryProblem(withoutDecodeError(documentApiUsername(spec)))),
     }),
   ) {}

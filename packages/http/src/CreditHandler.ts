@@ -49,6 +49,7 @@ export const CREDIT_API_PATHS: ReadonlyArray<string> = [
   "/openapi.json",
   "/docs",
   "/healthz",
+  "/readyz",
 ]
 
 /** Options of {@link createCreditHandler}: plain data, apart from the storage layer an adapter builds. */

@@ -20,6 +20,8 @@ import { type HttpApi, HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { CreditLockApi } from "./Api.js"
 import { type Authentication, Principal, requireAdmin, requireCustomer } from "./Auth.js"
+import { ShuttingDown } from "./Problem.js"
+import { Readiness } from "./Readiness.js"
 import {
   CreditLimitsResponse,
   creditLimitsJson,
@@ -189,11 +191,25 @@ export const BillingCareLive = HttpApiBuilder.group(CreditLockApi, "billingCare"
   }),
 )
 
-/** The `ops` group: health, answered by pinging the storage. */
+/**
+ * The `ops` group: liveness (`/healthz`, answered without touching anything) and readiness
+ * (`/readyz`: not stopping, and the storage answers a ping).
+ */
 export const OpsLive = HttpApiBuilder.group(CreditLockApi, "ops", (handlers) =>
   Effect.gen(function* () {
     const storage = yield* Storage
-    return handlers.handle("health", () => Effect.as(storage.ping, { status: "ok" as const }))
+    const readiness = yield* Readiness
+    return handlers
+      .handle("health", () => Effect.succeed({ status: "ok" as const }))
+      .handle("ready", () =>
+        Effect.gen(function* () {
+          if (readiness.draining()) {
+            return yield* new ShuttingDown({ detail: "the server is stopping; send new requests to another instance" })
+          }
+          yield* storage.ping
+          return { status: "ok" as const }
+        }),
+      )
   }),
 )
 

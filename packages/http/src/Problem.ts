@@ -84,6 +84,22 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
   }
 }
 
+/**
+ * The server is stopping: it finishes the requests in flight but should receive no new ones, so
+ * its readiness probe answers 503 (SHUTTING_DOWN); another instance should take the traffic.
+ */
+export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()("ShuttingDown", fields) {
+  get status(): 503 {
+    return 503
+  }
+  get title(): string {
+    return "Service Unavailable"
+  }
+  get code(): string {
+    return "SHUTTING_DOWN"
+  }
+}
+
 /** A defect: a bug, never a consequence of the request. The body reveals nothing of it (500). */
 export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", fields) {
   get status(): 500 {
@@ -164,7 +180,12 @@ export const retryAfterSeconds = (
     return error.expiresAt === undefined ? 0 : Math.max(0, Math.ceil((error.expiresAt.getTime() - now) / 1000))
   }
   if (error instanceof LockNotHeld || error instanceof LockExpired) return 0
-  if (error instanceof StorageUnavailable || error instanceof OutcomeUnknown || error instanceof UnlockIncomplete) {
+  if (
+    error instanceof StorageUnavailable ||
+    error instanceof OutcomeUnknown ||
+    error instanceof UnlockIncomplete ||
+    error instanceof ShuttingDown
+  ) {
     return storageRetrySeconds
   }
   return undefined
@@ -404,6 +425,12 @@ export const StorageUnavailableProblem = problem(
   StorageUnavailable,
   (detail) => new StorageUnavailable({ detail }),
   "The storage backend is unavailable; nothing was changed, so retrying is safe",
+)
+/** 503 SHUTTING_DOWN as a problem response (the readiness probe of a server that is stopping). */
+export const ShuttingDownProblem = problem(
+  ShuttingDown,
+  (detail) => new ShuttingDown({ detail }),
+  "The server is stopping: it finishes the requests in flight; send new ones to another instance",
 )
 /** 503 OUTCOME_UNKNOWN as a problem response, with `entryId` when the write appends a journal entry. */
 export const OutcomeUnknownProblem = problem(

@@ -29,11 +29,12 @@ import {
   type HttpServerError,
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, ManagedRuntime, type Scope } from "effect"
+import { Duration, Effect, Layer, ManagedRuntime, type Scope } from "effect"
 import { CreditLockApi } from "./Api.js"
 import { Authentication, type Credential, DEFAULT_RATE_LIMIT, type RateLimit } from "./Auth.js"
 import { ApiLive } from "./Handlers.js"
 import { guard, routeTemplates } from "./internal/guard.js"
+import { Readiness } from "./Readiness.js"
 
 /** The largest request body accepted by default: 64 KiB. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -53,6 +54,11 @@ export interface ApiOptions {
   readonly storageRetryAfterSeconds?: number | undefined
   /** Log one line per request (at Info); default true. */
   readonly logRequests?: boolean | undefined
+  /**
+   * Whether the server is stopping: while it answers true, `GET /readyz` answers 503
+   * SHUTTING_DOWN. Default: never (a standalone server from {@link layerServer} sets its own).
+   */
+  readonly draining?: (() => boolean) | undefined
 }
 
 /**
@@ -81,21 +87,77 @@ export const layerApi = (options: ApiOptions): Layer.Layer<HttpApi.Api, never, C
   ).pipe(
     Layer.provideMerge(ApiLive),
     Layer.provide(Authentication.layer(options.credentials, options.rateLimit ?? DEFAULT_RATE_LIMIT)),
+    Layer.provide(
+      options.draining === undefined ? Layer.empty : Layer.succeed(Readiness, { draining: options.draining }),
+    ),
   )
 }
 
-/** Where a standalone server listens. */
+/** Where a standalone server listens, and how it stops. */
 export interface ListenOptions {
   /** Default `127.0.0.1`. */
   readonly host?: string | undefined
   /** Default 8080; 0 picks a free port. */
   readonly port?: number | undefined
+  /**
+   * How long requests in flight may take to finish once the server stops; default
+   * {@link DEFAULT_DRAIN_TIMEOUT}. Connections still serving a request then are closed.
+   */
+  readonly drainTimeout?: Duration.DurationInput | undefined
 }
+
+/** How long a stopping server waits for requests in flight by default: 5 seconds. */
+export const DEFAULT_DRAIN_TIMEOUT: Duration.Duration = Duration.seconds(5)
+
+/**
+ * Stops a node:http server the way a server behind a load balancer should: readiness turns 503,
+ * the listener closes, idle keep-alive connections close, every response still to be written
+ * carries `Connection: close` (so its connection closes once it is sent), and requests in flight
+ * finish within `timeout`; connections still open then are closed. Resolves once every connection
+ * is closed.
+ */
+const drain = (
+  server: Http.Server,
+  responses: ReadonlySet<Http.ServerResponse>,
+  state: { draining: boolean },
+  timeout: Duration.Duration,
+): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    state.draining = true
+    for (const response of responses) {
+      if (!response.headersSent) response.setHeader("connection", "close")
+    }
+    // Timed with a timer of its own: a finalizer is uninterruptible, so an Effect timeout could
+    // not cut the wait short.
+    const busy = yield* Effect.async<number>((resume) => {
+      let busyAtDeadline = 0
+      const idle = setInterval(() => server.closeIdleConnections(), 25)
+      const deadline = setTimeout(() => {
+        busyAtDeadline = responses.size
+        server.closeAllConnections()
+      }, Duration.toMillis(timeout))
+      const done = () => {
+        clearInterval(idle)
+        clearTimeout(deadline)
+        resume(Effect.succeed(busyAtDeadline))
+      }
+      if (!server.listening) return done()
+      server.close(done)
+      // A response whose headers were sent before the drain leaves its connection idle when it
+      // ends: such connections are closed as they become idle.
+      server.closeIdleConnections()
+    })
+    if (busy > 0) {
+      yield* Effect.logWarning("requests still in flight at the drain deadline; their connections were closed").pipe(
+        Effect.annotateLogs({ inFlight: busy }),
+      )
+    }
+  })
 
 /**
  * A standalone Node HTTP server over the `CreditEngine` and `Storage` in context. Releasing the
- * layer stops accepting connections, lets requests in flight finish, then releases what the
- * server was given.
+ * layer drains the server (readiness 503, listener closed, idle connections closed, requests in
+ * flight finished within `drainTimeout`), then releases what the server was given.
  */
 export const layerServer = (
   options: ApiOptions & ListenOptions,
@@ -103,27 +165,27 @@ export const layerServer = (
   Layer.unwrapEffect(
     Effect.sync(() => {
       const server = createServer()
-      // Released before the server is closed: connections still serving a request are closed as
-      // soon as their response is sent, instead of lingering in keep-alive until the client leaves.
-      const drain = Layer.scopedDiscard(
-        Effect.zipRight(
-          HttpServer.HttpServer,
-          Effect.addFinalizer(() =>
-            Effect.sync(() => {
-              const timer = setInterval(() => server.closeIdleConnections(), 10)
-              timer.unref()
-              server.once("close", () => clearInterval(timer))
-            }),
-          ),
-        ),
+      const state = { draining: false }
+      const responses = new Set<Http.ServerResponse>()
+      server.prependListener("request", (_request, response) => {
+        if (state.draining) response.setHeader("connection", "close")
+        responses.add(response)
+        response.once("close", () => responses.delete(response))
+      })
+      const timeout = Duration.decode(options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT)
+      const nodeServer = NodeHttpServer.layer(() => server, {
+        host: options.host ?? "127.0.0.1",
+        port: options.port ?? 8080,
+      })
+      const serving = HttpApiBuilder.serve().pipe(
+        Layer.provide(layerApi({ ...options, draining: () => state.draining || (options.draining?.() ?? false) })),
       )
-      return HttpApiBuilder.serve().pipe(
-        Layer.provide(layerApi(options)),
-        Layer.merge(drain),
-        Layer.provideMerge(
-          NodeHttpServer.layer(() => server, { host: options.host ?? "127.0.0.1", port: options.port ?? 8080 }),
-        ),
+      // Built after `serving`, so released before it: the request handler stays attached until
+      // every connection has closed, and the engine and storage are released only after that.
+      const draining = Layer.scopedDiscard(Effect.addFinalizer(() => drain(server, responses, state, timeout))).pipe(
+        Layer.provide(serving),
       )
+      return draining.pipe(Layer.provideMerge(nodeServer))
     }),
   )
 

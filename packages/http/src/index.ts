@@ -24,6 +24,8 @@ export {
   isCreditApiPath,
 } from "./CreditHandler.js"
 export * as Handlers from "./Handlers.js"
+export * as Metrics from "./Metrics.js"
 export * as Problem from "./Problem.js"
+export * as Readiness from "./Readiness.js"
 export * as Representation from "./Representation.js"
 export * as Server from "./Server.js"

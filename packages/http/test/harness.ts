@@ -82,6 +82,8 @@ export interface HarnessOptions {
   readonly engine?: CreditEngineOptions
   /** The storage under the instrumentation (default: a fresh in-memory store). */
   readonly storage?: Layer.Layer<Storage, unknown>
+  /** How long a closing server waits for requests in flight (default: the server's). */
+  readonly drainTimeout?: Duration.Duration
 }
 
 /** A running server and handles on its internals. */
@@ -106,6 +108,7 @@ export const startServer = async (options: HarnessOptions = {}): Promise<Harness
     port: 0,
     credentials,
     ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
+    ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
   }).pipe(
     Layer.provideMerge(CreditEngine.layer(options.engine ?? { lockTtl: Duration.hours(1) })),
     Layer.provideMerge(instrumented(control, options.storage ?? MemoryStorage.layer())),

@@ -266,6 +266,34 @@ describe("/openapi.json", () => {
     expect(modify?.description).toContain("retry with the same Idempotency-Key")
   })
 
+  it("declares Retry-After on every 423, 429 and 503, X-Request-Id on every response, and the request headers", () => {
+    type Op = {
+      parameters?: Array<{ name: string; in: string }>
+      responses: Record<string, { headers?: Record<string, { schema?: { type?: string } }> }>
+    }
+    const paths = spec.paths as Record<string, Record<string, Op>>
+    let retryable = 0
+    for (const [path, item] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const [status, response] of Object.entries(op.responses)) {
+          expect(response.headers?.["X-Request-Id"], `${method} ${path} ${status}`).toBeDefined()
+          if (status === "423" || status === "429" || status === "503") {
+            retryable++
+            expect(response.headers?.["Retry-After"]?.schema?.type, `${method} ${path} ${status}`).toBe("integer")
+          } else {
+            expect(response.headers?.["Retry-After"], `${method} ${path} ${status}`).toBeUndefined()
+          }
+        }
+      }
+    }
+    expect(retryable).toBeGreaterThan(10)
+    const holder = "/credit/v1/customers/{customerId}/{holderType}/{holderId}"
+    const headersOf = (path: string) =>
+      (paths[path]?.put?.parameters ?? []).filter((p) => p.in === "header").map((p) => p.name)
+    expect(headersOf(`${holder}/_lock`)).toContain("idempotency-key")
+    expect(headersOf(`${holder}/_modify`)).toEqual(expect.arrayContaining(["idempotency-key", "x-lock-key"]))
+  })
+
   it("declares 503 OUTCOME_UNKNOWN on every write route, UNLOCK_INCOMPLETE on the customer unlock", () => {
     const paths = spec.paths as Record<string, Record<string, { responses: Record<string, Json> }>>
     const codesOf = (path: string, method: string) => {

@@ -12,10 +12,18 @@
  * | `CREDIT_LOCK_TTL_SECONDS` | `120` | lock time-to-live |
  * | `CREDIT_MAX_LOCK_LIFETIME_SECONDS` | 600, or the TTL when longer | a lock's total lifetime with `_extend` |
  * | `CREDIT_LOCK_KEY_SECRET` | random per process | derives the keys of locks granted under an `Idempotency-Key` (32–1024 characters) |
+ * | `CREDIT_DRAIN_SECONDS` | `5` | on SIGTERM/SIGINT, how long requests in flight may take to finish |
+ * | `CREDIT_METRICS_PORT` | none (no metrics listener) | serve `/metrics` (Prometheus text) on this port, apart from the API |
+ * | `CREDIT_METRICS_HOST` | `127.0.0.1` | interface of the metrics listener |
+ * | `LOG_LEVEL` | `info` | `all`, `trace`, `debug`, `info`, `warning`, `error`, `fatal` or `none` |
  *
- * On start it prints the URL, the docs URL, the store and — only when it generated one — the admin
- * token. Request logs are JSON lines on stdout. SIGINT/SIGTERM stop it gracefully: no new
- * connections, requests in flight finish, then the store is closed.
+ * Every line it writes is a JSON object (Effect's `Logger.json`): start-up (the URL, the docs URL,
+ * the store and — only when it generated one — the admin token), one line per request (with its
+ * `requestId`), errors, and shutdown. Lines at warning and above go to stderr, the others to
+ * stdout. SIGINT/SIGTERM stop it gracefully (see `Server.layerServer` of @creditlock/http): readiness
+ * turns 503, the listener closes, idle connections close, requests in flight finish within
+ * `CREDIT_DRAIN_SECONDS`, then the store is closed and the process exits with status 0. A second
+ * signal ends the process at once.
  *
  * @module
  */
@@ -23,8 +31,9 @@
 import { CreditEngine } from "@creditlock/core"
 import { Auth, Server } from "@creditlock/http"
 import { HttpServer } from "@effect/platform"
-import { Config, ConfigError, Console, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Layer, Logger, LogLevel, Option, Redacted } from "effect"
 import { generateAdminCredential, parseCredentials } from "./Credentials.js"
+import * as MetricsListener from "./Metrics.js"
 import { DEFAULT_STORE, describeStore, parseStore, type StoreConfig, layer as storeLayer } from "./Store.js"
 
 /** Everything the server program is configured with. */
@@ -40,6 +49,10 @@ export interface MainConfig {
   readonly maxLockLifetimeSeconds: Option.Option<number>
   /** The secret deriving the keys of locks granted under an `Idempotency-Key`; none: random per process. */
   readonly lockKeySecret: Option.Option<Redacted.Redacted<string>>
+  /** On a stop signal, how long requests in flight may take to finish; default 5. */
+  readonly drainSeconds?: number | undefined
+  /** Where `/metrics` listens, apart from the API; none: no metrics listener. */
+  readonly metrics?: Option.Option<{ readonly host: string; readonly port: number }> | undefined
 }
 
 const fromEither = <A>(name: string, either: Either.Either<A, string>): Either.Either<A, ConfigError.ConfigError> =>
@@ -50,6 +63,20 @@ const integer = (name: string, min: number, max: number, fallback: number): Conf
     Config.withDefault(fallback),
     Config.validate({ message: `must be an integer from ${min} to ${max}`, validation: (n) => n >= min && n <= max }),
   )
+
+/** The lowest level logged, from `LOG_LEVEL` (case-insensitive); default `info`. */
+export const logLevel: Config.Config<LogLevel.LogLevel> = Config.string("LOG_LEVEL").pipe(
+  Config.withDefault("info"),
+  Config.mapOrFail((text) => {
+    const wanted = text.trim().toLowerCase()
+    const level = LogLevel.allLevels.find((l) => l.label.toLowerCase() === wanted || l._tag.toLowerCase() === wanted)
+    return level === undefined
+      ? Either.left(
+          ConfigError.InvalidData(["LOG_LEVEL"], "must be one of all, trace, debug, info, warning, error, fatal, none"),
+        )
+      : Either.right(level)
+  }),
+)
 
 /** The server program's configuration, read from the environment (`Config`). */
 export const config: Config.Config<MainConfig> = Config.all({
@@ -85,6 +112,15 @@ export const config: Config.Config<MainConfig> = Config.all({
       }),
     ),
   ),
+  drainSeconds: integer("CREDIT_DRAIN_SECONDS", 0, 3600, 5),
+  metrics: Config.all({
+    host: Config.string("CREDIT_METRICS_HOST").pipe(Config.withDefault("127.0.0.1")),
+    port: Config.option(
+      Config.integer("CREDIT_METRICS_PORT").pipe(
+        Config.validate({ message: "must be an integer from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 }),
+      ),
+    ),
+  }).pipe(Config.map(({ host, port }) => Option.map(port, (p) => ({ host, port: p })))),
 })
 
 const urlOf = (address: HttpServer.Address): string =>
@@ -92,32 +128,49 @@ const urlOf = (address: HttpServer.Address): string =>
     ? `unix:${address.path}`
     : `http://${address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname}:${address.port}`
 
-/** The server as a layer built from a configuration; prints where it listens once it does. */
+/** The server as a layer built from a configuration; logs where it listens once it does. */
 export const layer = (mainConfig: MainConfig) => {
   const generated = Option.isNone(mainConfig.credentials) ? generateAdminCredential() : undefined
   const credentials = Option.getOrElse(mainConfig.credentials, () => (generated === undefined ? [] : [generated]))
+  let listened = false
   const announce = Layer.scopedDiscard(
     Effect.gen(function* () {
       const server = yield* HttpServer.HttpServer
       const url = urlOf(server.address)
-      yield* Console.log(`creditlock listening on ${url}`)
-      yield* Console.log(`API docs: ${url}/docs (OpenAPI: ${url}/openapi.json)`)
-      yield* Console.log(`store: ${describeStore(mainConfig.store)}`)
+      listened = true
+      yield* Effect.logInfo(`creditlock listening on ${url} (docs: ${url}/docs)`).pipe(
+        Effect.annotateLogs({
+          url,
+          docs: `${url}/docs`,
+          openapi: `${url}/openapi.json`,
+          store: describeStore(mainConfig.store),
+        }),
+      )
       if (generated !== undefined) {
-        yield* Console.log(
-          `CREDIT_CREDENTIALS is not set; generated admin token (shown once): ${Redacted.value(generated.token)}`,
-        )
+        // The one line that shows a token: the operator has no other way to learn it.
+        yield* Effect.logWarning(
+          "CREDIT_CREDENTIALS is not set; generated an admin token, shown once in adminToken",
+        ).pipe(Effect.annotateLogs({ adminToken: Redacted.value(generated.token) }))
       }
-      yield* Effect.addFinalizer(() => Console.log("creditlock stopping: finishing requests in flight"))
+      yield* Effect.addFinalizer(() => Effect.logInfo("creditlock stopping: finishing requests in flight"))
     }),
   )
-  return announce.pipe(
+  // A server that never listened (a refusal at start) logs only the refusal.
+  const stopped = Layer.scopedDiscard(
+    Effect.addFinalizer(() => (listened ? Effect.logInfo("creditlock stopped") : Effect.void)),
+  )
+  const metrics = Option.match(mainConfig.metrics ?? Option.none(), {
+    onNone: () => Layer.empty,
+    onSome: (listen) => MetricsListener.layer(listen),
+  })
+  return Layer.merge(announce, metrics).pipe(
     Layer.provideMerge(
       Server.layerServer({
         host: mainConfig.host,
         port: mainConfig.port,
         credentials,
         rateLimit: { limit: mainConfig.rateLimitPerMinute, window: Duration.minutes(1) },
+        drainTimeout: Duration.seconds(mainConfig.drainSeconds ?? 5),
       }),
     ),
     Layer.provide(
@@ -134,8 +187,11 @@ export const layer = (mainConfig: MainConfig) => {
       }),
     ),
     Layer.provide(storeLayer(mainConfig.store)),
+    Layer.provide(stopped),
   )
 }
 
-/** The server program: reads the configuration and serves until interrupted. */
-export const main = Effect.flatMap(config, (mainConfig) => Layer.launch(layer(mainConfig)))
+/** The server program: reads the configuration and serves until interrupted, logging at `LOG_LEVEL`. */
+export const main = Effect.flatMap(Effect.all([config, logLevel]), ([mainConfig, level]) =>
+  Layer.launch(layer(mainConfig)).pipe(Logger.withMinimumLogLevel(level)),
+)

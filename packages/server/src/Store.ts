@@ -7,8 +7,9 @@
  * | `memory:` | in-process; lost when the process ends | @creditlock/memory (always installed) |
  * | `redis://[user][:password]@host:port[/db]`, `rediss://…` | Redis, standalone | @creditlock/redis |
  * | `redis-cluster://[user][:password]@host:port,host:port,…` | Redis Cluster (startup nodes) | @creditlock/redis |
+ * | `postgres://[user][:password]@host[:port]/database[?…]`, `postgresql://…` | PostgreSQL (schema `creditlock`) | @creditlock/postgres |
  *
- * @creditlock/sqlite and @creditlock/redis are optional peer dependencies of this package: a
+ * @creditlock/sqlite, @creditlock/redis and @creditlock/postgres are optional peer dependencies of this package: a
  * user installs the one their store needs. An adapter is imported only when its store is chosen,
  * so a server on `memory:` never loads the SQLite native addon or the Redis client; choosing a
  * store whose package is not installed fails at start with {@link AdapterNotInstalled}, which
@@ -37,6 +38,7 @@ export type StoreConfig =
       readonly username?: string | undefined
       readonly password?: Redacted.Redacted<string> | undefined
     }
+  | { readonly _tag: "Postgres"; readonly url: Redacted.Redacted<string>; readonly display: string }
 
 const hostPort = (text: string): { host: string; port: number } | undefined => {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]/\s]+):(\d{1,5})$/.exec(text)
@@ -91,8 +93,21 @@ export const parseStore = (text: string): Either.Either<StoreConfig, string> => 
       ...(password === undefined ? {} : { password }),
     })
   }
+  if (value.startsWith("postgres://") || value.startsWith("postgresql://")) {
+    let url: URL
+    try {
+      url = new URL(value)
+    } catch {
+      return Either.left("CREDIT_STORE is not a valid postgres:// URL")
+    }
+    // A host may also come from ?host=… (a Unix socket folder); without either there is nothing to reach.
+    if (url.hostname === "" && !url.searchParams.has("host"))
+      return Either.left("CREDIT_STORE postgres:// needs a host")
+    const display = `${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`
+    return Either.right({ _tag: "Postgres", url: Redacted.make(value), display })
+  }
   return Either.left(
-    "CREDIT_STORE must be sqlite:<path>, memory:, redis://host:port or redis-cluster://host:port,host:port",
+    "CREDIT_STORE must be sqlite:<path>, memory:, redis://host:port, redis-cluster://host:port,host:port or postgres://user@host:port/database",
   )
 }
 
@@ -107,6 +122,8 @@ export const describeStore = (config: StoreConfig): string => {
       return config.display
     case "RedisCluster":
       return `redis-cluster://${config.nodes.map((n) => `${n.host}:${n.port}`).join(",")}`
+    case "Postgres":
+      return config.display
   }
 }
 
@@ -115,7 +132,7 @@ export const describeStore = (config: StoreConfig): string => {
  * the package and the command that installs it.
  */
 export class AdapterNotInstalled extends Schema.TaggedError<AdapterNotInstalled>()("AdapterNotInstalled", {
-  /** The kind of store asked for, without its address or credentials: `sqlite:`, `redis://`, `redis-cluster://`. */
+  /** The kind of store asked for, without its address or credentials: `sqlite:`, `redis://`, `redis-cluster://`, `postgres://`. */
   store: Schema.String,
   /** The package that provides it, e.g. `@creditlock/sqlite`. */
   packageName: Schema.String,
@@ -191,6 +208,13 @@ export const layer = (config: StoreConfig): Layer.Layer<Storage, StorageUnavaila
                   ...(config.username === undefined ? {} : { username: config.username }),
                   ...(config.password === undefined ? {} : { password: config.password }),
                 }),
+        ),
+      )
+    case "Postgres":
+      return Layer.unwrapEffect(
+        Effect.map(
+          importAdapter("postgres://", "@creditlock/postgres", () => import("@creditlock/postgres")),
+          ({ PostgresStorage }) => PostgresStorage.layer({ connectionString: config.url }),
         ),
       )
   }

@@ -9,4 +9,5 @@
 export * as Cli from "./Cli.js"
 export * as Credentials from "./Credentials.js"
 export * as Main from "./Main.js"
+export * as Metrics from "./Metrics.js"
 export * as Store from "./Store.js"

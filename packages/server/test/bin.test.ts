@@ -4,6 +4,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import type { AddressInfo } from "node:net"
+import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -73,10 +75,10 @@ const start = (env: Record<string, string>, options: RunOptions = {}): Promise<R
     const onData = (chunk: Buffer) => {
       output += chunk.toString()
       const url = /listening on (http:\/\/\S+)/.exec(output)?.[1]
-      const docs = output.includes("API docs:")
-      const storeLine = output.includes("store:")
+      const docs = output.includes('"docs":"')
+      const storeLine = output.includes('"store":"')
       const tokenNeeded = (env.CREDIT_CREDENTIALS ?? "") === ""
-      const token = /generated admin token \(shown once\): (\S+)/.exec(output)?.[1]
+      const token = /"adminToken":"([^"]+)"/.exec(output)?.[1]
       if (url !== undefined && docs && storeLine && (!tokenNeeded || token !== undefined)) {
         clearTimeout(timer)
         resolve({ child, url, token, output: () => output, exited })
@@ -188,7 +190,7 @@ describe("pnpm start", () => {
   it("boots on memory:, prints URL, docs and a generated admin token, serves, and stops cleanly on SIGTERM", async () => {
     const server = await start({ CREDIT_STORE: "memory:", CREDIT_CREDENTIALS: "" })
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-    expect(server.output()).toContain(`API docs: ${server.url}/docs`)
+    expect(server.output()).toContain(`"docs":"${server.url}/docs"`)
     expect(server.token).toMatch(/^[A-Za-z0-9_-]{43}$/)
     const token = server.token ?? ""
 
@@ -257,8 +259,70 @@ describe("pnpm start", () => {
     }
   })
 
+  it("refuses a busy port with one JSON line naming host and port, and a non-zero exit", async () => {
+    const blocker = createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve))
+    try {
+      const port = (blocker.address() as AddressInfo).port
+      const busy = await runToExit({ CREDIT_STORE: "memory:", PORT: String(port) })
+      expect(busy.code).not.toBe(0)
+      const lines = busy.output.split("\n").filter((line) => line !== "")
+      expect(lines).toHaveLength(1)
+      const line = JSON.parse(lines[0] ?? "") as { message: string; logLevel: string }
+      expect(line.logLevel).toBe("ERROR")
+      expect(line.message).toContain(`cannot listen on 127.0.0.1:${port}: the address is already in use`)
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()))
+    }
+  })
+
+  it("logs at LOG_LEVEL: warning leaves out start-up and request lines, an unknown level is refused", async () => {
+    const probe = createServer()
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve))
+    const port = (probe.address() as AddressInfo).port
+    await new Promise<void>((resolve) => probe.close(() => resolve()))
+    const child = spawn(process.execPath, argv({}), {
+      cwd: root,
+      env: {
+        ...process.env,
+        HOST: "127.0.0.1",
+        PORT: String(port),
+        CREDIT_STORE: "memory:",
+        CREDIT_CREDENTIALS: JSON.stringify([{ token: "quiet-token", customers: ["*"] }]),
+        LOG_LEVEL: "warning",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    children.push(child)
+    let output = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      output += chunk.toString()
+    })
+    const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)))
+    const until = Date.now() + 45_000
+    let status = 0
+    while (status !== 200 && Date.now() < until && child.exitCode === null) {
+      status = await request(`http://127.0.0.1:${port}`, "GET", "/healthz").then(
+        (r) => r.status,
+        () => 0,
+      )
+      if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    expect(status, output).toBe(200)
+    child.kill("SIGTERM")
+    expect(await exited).toBe(0)
+    expect(output).not.toContain('"message":"request"')
+    expect(output).not.toContain("listening on")
+    const bad = await runToExit({ CREDIT_STORE: "memory:", LOG_LEVEL: "loud" })
+    expect(bad.code).not.toBe(0)
+    expect(bad.output).toContain("LOG_LEVEL")
+  })
+
   it("refuses invalid configuration with a message that names it, without echoing secrets", async () => {
-    const badStore = await runToExit({ CREDIT_STORE: "postgres://nope" })
+    const badStore = await runToExit({ CREDIT_STORE: "ftp://nope" })
     expect(badStore.code).not.toBe(0)
     expect(badStore.output).toContain("CREDIT_STORE")
     const badCredentials = await runToExit({

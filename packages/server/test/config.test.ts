@@ -38,11 +38,26 @@ describe("CREDIT_STORE", () => {
     expect(describeStore(cluster)).not.toContain("s3cret")
   })
 
+  it("reads postgres:// and postgresql:// URLs, keeping the password out of descriptions", () => {
+    for (const scheme of ["postgres", "postgresql"]) {
+      const store = right(parseStore(`${scheme}://billing:pa55@db.local:6543/credit?sslmode=require`))
+      expect(store._tag).toBe("Postgres")
+      expect(store._tag === "Postgres" && Redacted.value(store.url)).toBe(
+        `${scheme}://billing:pa55@db.local:6543/credit?sslmode=require`,
+      )
+      expect(describeStore(store)).toBe(`${scheme}://db.local:6543/credit`)
+      expect(String(store._tag === "Postgres" ? store.url : "")).not.toContain("pa55")
+    }
+    expect(right(parseStore("postgres:///credit?host=/var/run/postgresql"))._tag).toBe("Postgres")
+  })
+
   it("refuses anything else with a message that names the variable", () => {
     for (const bad of [
       "",
       "sqlite:",
-      "postgres://x",
+      "mysql://x",
+      "postgres://",
+      "postgresql:///credit",
       "redis://",
       "redis-cluster://",
       "redis-cluster://a:1,b",

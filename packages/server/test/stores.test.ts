@@ -1,10 +1,11 @@
 /**
  * The same end-to-end flow over HTTP, through the server program's layer, on every store
- * `CREDIT_STORE` can name: memory, SQLite, Redis standalone and Redis Cluster.
+ * `CREDIT_STORE` can name: memory, SQLite, Redis standalone, Redis Cluster and PostgreSQL.
  */
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { freshDatabase } from "@creditlock/test-suite/postgres-server"
 import { startCluster, startServer as startRedis } from "@creditlock/test-suite/redis-server"
 import { Either } from "effect"
 import { describe, expect, it } from "vitest"
@@ -95,6 +96,28 @@ describe("stores over HTTP", () => {
       await flow(`redis://127.0.0.1:${redis.port}`)
     } finally {
       await redis.dispose()
+    }
+  })
+
+  it("postgres://user@host:port/database", async () => {
+    const database = await freshDatabase()
+    try {
+      await flow(database.url)
+      // postgresql:// names the same store; the second server finds the first one's holder open.
+      const parsed = parseStore(database.url.replace("postgres://", "postgresql://"))
+      if (Either.isLeft(parsed)) throw new Error(parsed.left)
+      const h = await startServer(parsed.right)
+      try {
+        const path = holderPath({ customerId: "cus_store", holderType: "contracts", holderId: "sub_store" })
+        const credit = await request(h.base, "GET", path, { headers: bearer(ADMIN) })
+        expect(credit.json).toMatchObject({
+          data: { current: { credit: [{ amount: { currencyCode: "USD", value: -500 } }] } },
+        })
+      } finally {
+        await h.close()
+      }
+    } finally {
+      await database.drop()
     }
   })
 

@@ -7,10 +7,13 @@
 
 import { randomUUID } from "node:crypto"
 import {
+  Cause,
   Clock,
   Duration,
   Effect,
   Either,
+  Exit,
+  Metric,
   Option,
   ParseResult,
   PubSub,
@@ -33,6 +36,7 @@ import { HolderRef, OpenHolderOptions } from "../Holder.js"
 import type { JournalEntry, JournalPage } from "../Journal.js"
 import { CreditLimitRequest, type CreditLimitRequestInput } from "../Limits.js"
 import type { LockOptions, TryLockResult } from "../Lock.js"
+import * as Metrics from "../Metrics.js"
 import { ModifyRequest, type ModifyRequestInput } from "../Modification.js"
 import { holderKey, type LookupKey, Storage } from "../Storage.js"
 import { adminUnlockTransaction, lookupKey, resolveCustomer } from "./customerUnlock.js"
@@ -48,6 +52,42 @@ import { Id, Reference } from "./schemas.js"
 import { annotate, traced as tracedAs } from "./tracing.js"
 import { transact as runTransaction } from "./transact.js"
 import { withLock as makeWithLock } from "./withLock.js"
+
+const lockReasons = new Set(["CreditLocked", "LockKeyMismatch", "LockNotHeld", "LockExpired"])
+
+/** How an operation ended, as the `outcome` label: `ok`, a typed failure's tag, `interrupted` or `defect`. */
+const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
+  if (Exit.isSuccess(exit)) return "ok"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value as { readonly _tag?: unknown }
+    return typeof error._tag === "string" ? error._tag : "failure"
+  }
+  return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
+}
+
+/** Records an operation's outcome and duration (`Metrics`). */
+const measured = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    const started = performance.now()
+    return Effect.onExit(effect, (exit) => {
+      const outcome = outcomeOf(exit)
+      const seconds = (performance.now() - started) / 1000
+      return Effect.zipRight(
+        Metric.increment(
+          Metric.tagged(Metric.tagged(Metrics.engineOperations, "operation", operation), "outcome", outcome),
+        ),
+        Effect.zipRight(
+          Metric.update(Metric.tagged(Metrics.engineOperationDuration, "operation", operation), seconds),
+          lockReasons.has(outcome)
+            ? Metric.increment(
+                Metric.tagged(Metric.tagged(Metrics.engineLockRefusals, "operation", operation), "reason", outcome),
+              )
+            : Effect.void,
+        ),
+      )
+    })
+  })
 
 const formatIssues = (issue: ParseResult.ParseIssue): string =>
   ParseResult.ArrayFormatter.formatIssueSync(issue)
@@ -108,7 +148,11 @@ export const make = (
     const context = { storage, hub, maxAttempts: settings.maxAttempts, settleMillis: settings.settleMillis }
     const transact = <A, E>(tx: Transaction<A, E>) => runTransaction(context, tx)
 
-    const traced = (name: string) => tracedAs(`CreditEngine.${name}`)
+    // Every operation passes here once: its span, and its outcome and duration as metrics.
+    const traced =
+      (name: string) =>
+      <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+        measured(name, tracedAs(`CreditEngine.${name}`)(effect))
 
     const withHolder = (ref: HolderRef) => annotate("creditlock.holder", holderKey(ref))
 

@@ -15,15 +15,9 @@
  */
 
 import { InvalidRequest } from "@creditlock/core"
-import {
-  HttpApi,
-  type HttpApp,
-  HttpMethod,
-  HttpServerRequest,
-  type HttpServerResponse,
-  UrlParams,
-} from "@effect/platform"
-import { Cause, Clock, Effect, Option, Stream } from "effect"
+import { HttpApi, type HttpApp, HttpMethod, HttpServerRequest, HttpServerResponse, UrlParams } from "@effect/platform"
+import { Cause, Clock, Effect, Metric, MetricLabel, Option, Stream } from "effect"
+import * as Metrics from "../Metrics.js"
 import {
   InternalError,
   isProblemLike,
@@ -33,6 +27,7 @@ import {
   RouteNotFound,
   UnsupportedMediaType,
 } from "../Problem.js"
+import { documentResponse } from "./documents.js"
 import { exceedsJsonDepth, JSON_DEPTH_DETAIL, MAX_JSON_DEPTH } from "./jsonDepth.js"
 import { bodyReadBefore } from "./preParsed.js"
 
@@ -194,7 +189,12 @@ const prepare = (
     const media = mediaType(request.headers["content-type"])
     const bytes = yield* readBody(request, options.maxBodyBytes, media)
     if (bytes.length === 0) return withBody(request, bytes, "", {})
-    if (media !== undefined && media !== jsonMedia && media !== formMedia) {
+    if (media === undefined) {
+      return yield* new UnsupportedMediaType({
+        detail: `the body has no Content-Type: send Content-Type: ${jsonMedia} (or ${formMedia} where documented)`,
+      })
+    }
+    if (media !== jsonMedia && media !== formMedia) {
       return yield* new UnsupportedMediaType({
         detail: `the body must be ${jsonMedia} (or ${formMedia} where documented), got ${JSON.stringify(media.slice(0, 100))}`,
       })
@@ -220,42 +220,88 @@ const prepare = (
     return withBody(request, bytes, text, json)
   })
 
-/** The guard as an `HttpApp` middleware. */
+/** A client's `X-Request-Id` is kept when it is 1–128 of these characters; otherwise one is generated. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** The request's id: the client's `X-Request-Id` when valid, else a new random one. */
+export const requestIdOf = (request: HttpServerRequest.HttpServerRequest): string => {
+  const given = request.headers["x-request-id"]
+  return given !== undefined && REQUEST_ID.test(given) ? given : globalThis.crypto.randomUUID()
+}
+
+/** The name of the header that carries the request id, in requests and responses. */
+export const REQUEST_ID_HEADER = "x-request-id"
+
+/**
+ * The guard as an `HttpApp` middleware. Every log line written while serving a request carries
+ * its `requestId`, and every response its `X-Request-Id` header.
+ */
 export const guard =
   (options: GuardOptions) =>
   (app: HttpApp.Default): HttpApp.Default =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const started = yield* Clock.currentTimeMillis
-      const respond = (error: ProblemLike) => problemResponse(error, options.storageRetryAfterSeconds)
-      const response: HttpServerResponse.HttpServerResponse = yield* prepare(request, options).pipe(
-        Effect.flatMap((prepared) => Effect.provideService(app, HttpServerRequest.HttpServerRequest, prepared)),
-        Effect.catchAllCause((cause) => {
-          const failure = Cause.failureOption(cause)
-          const problem = Option.isSome(failure) ? problemOf(failure.value, request) : undefined
-          if (problem !== undefined) return Effect.succeed(respond(problem))
-          // The client went away (or the server is stopping): there is nobody to answer.
-          if (Option.isNone(failure) && Cause.isInterruptedOnly(cause)) return Effect.interrupt
-          // A defect, or a failure nothing declared: log it here, answer without internals.
-          return Effect.as(
-            Effect.logError("unexpected failure while handling a request", cause),
-            respond(new InternalError({ detail: "an unexpected error occurred; it has been logged" })),
-          )
+      const requestId = requestIdOf(request)
+      const answered = yield* guarded(options, app, request).pipe(Effect.annotateLogs({ requestId }))
+      const path = pathOf(request.url)
+      const response =
+        request.method === "GET" && (path === "/docs" || path === "/openapi.json")
+          ? documentResponse(request, answered)
+          : answered
+      return HttpServerResponse.setHeader(response, REQUEST_ID_HEADER, requestId)
+    })
+
+const guarded = (
+  options: GuardOptions,
+  app: HttpApp.Default,
+  request: HttpServerRequest.HttpServerRequest,
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.gen(function* () {
+    const started = yield* Clock.currentTimeMillis
+    const respond = (error: ProblemLike) => problemResponse(error, options.storageRetryAfterSeconds)
+    const response: HttpServerResponse.HttpServerResponse = yield* prepare(request, options).pipe(
+      Effect.flatMap((prepared) => Effect.provideService(app, HttpServerRequest.HttpServerRequest, prepared)),
+      Effect.catchAllCause((cause) => {
+        const failure = Cause.failureOption(cause)
+        const problem = Option.isSome(failure) ? problemOf(failure.value, request) : undefined
+        if (problem !== undefined) return Effect.succeed(respond(problem))
+        // The client went away (or the server is stopping): there is nobody to answer.
+        if (Option.isNone(failure) && Cause.isInterruptedOnly(cause)) return Effect.interrupt
+        // A defect, or a failure nothing declared: log it here, answer without internals.
+        return Effect.as(
+          Effect.logError("unexpected failure while handling a request", cause),
+          respond(new InternalError({ detail: "an unexpected error occurred; it has been logged" })),
+        )
+      }),
+    )
+    const finished = yield* Clock.currentTimeMillis
+    const route = options.routeOf(request.method, pathOf(request.url))
+    yield* Metric.increment(
+      Metric.taggedWithLabels(Metrics.requests, [
+        MetricLabel.make("method", request.method),
+        MetricLabel.make("route", route),
+        MetricLabel.make("status", String(response.status)),
+      ]),
+    )
+    yield* Metric.update(
+      Metric.taggedWithLabels(Metrics.requestDuration, [
+        MetricLabel.make("method", request.method),
+        MetricLabel.make("route", route),
+      ]),
+      (finished - started) / 1000,
+    )
+    if (options.logRequests) {
+      yield* Effect.logInfo("request").pipe(
+        Effect.annotateLogs({
+          method: request.method,
+          route,
+          status: response.status,
+          durationMs: finished - started,
         }),
       )
-      if (options.logRequests) {
-        const finished = yield* Clock.currentTimeMillis
-        yield* Effect.logInfo("request").pipe(
-          Effect.annotateLogs({
-            method: request.method,
-            route: options.routeOf(request.method, pathOf(request.url)),
-            status: response.status,
-            durationMs: finished - started,
-          }),
-        )
-      }
-      return response
-    })
+    }
+    return response
+  })
 
 /**
  * The route templates of an API (plus extra routes such as `/docs`), as a function from a method
