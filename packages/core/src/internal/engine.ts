@@ -66,6 +66,27 @@ const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
   return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
 }
 
+/**
+ * The tagged metric for `tags`, made once and reused: a tagged metric is a new metric key, whose
+ * hash the registry computes again for every new key object.
+ */
+const taggedOnce = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>) => {
+  const made = new Map<string, Metric.Metric<Type, In, Out>>()
+  return (...tags: ReadonlyArray<readonly [string, string]>): Metric.Metric<Type, In, Out> => {
+    const id = tags.map(([k, v]) => `${k}\u0000${v}`).join("\u0001")
+    let tagged = made.get(id)
+    if (tagged === undefined) {
+      tagged = tags.reduce((m, [k, v]) => Metric.tagged(m, k, v), metric)
+      made.set(id, tagged)
+    }
+    return tagged
+  }
+}
+
+const operations = taggedOnce(Metrics.engineOperations)
+const durations = taggedOnce(Metrics.engineOperationDuration)
+const lockRefusals = taggedOnce(Metrics.engineLockRefusals)
+
 /** Records an operation's outcome and duration (`Metrics`). */
 const measured = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.suspend(() => {
@@ -74,15 +95,11 @@ const measured = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): E
       const outcome = outcomeOf(exit)
       const seconds = (performance.now() - started) / 1000
       return Effect.zipRight(
-        Metric.increment(
-          Metric.tagged(Metric.tagged(Metrics.engineOperations, "operation", operation), "outcome", outcome),
-        ),
+        Metric.increment(operations(["operation", operation], ["outcome", outcome])),
         Effect.zipRight(
-          Metric.update(Metric.tagged(Metrics.engineOperationDuration, "operation", operation), seconds),
+          Metric.update(durations(["operation", operation]), seconds),
           lockReasons.has(outcome)
-            ? Metric.increment(
-                Metric.tagged(Metric.tagged(Metrics.engineLockRefusals, "operation", operation), "reason", outcome),
-              )
+            ? Metric.increment(lockRefusals(["operation", operation], ["reason", outcome]))
             : Effect.void,
         ),
       )
