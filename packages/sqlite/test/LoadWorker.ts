@@ -1,68 +1,15 @@
 /**
- * A load-generating child process for the multi-process and crash tests. It opens the database
- * file given in its arguments (creating it if need be), opens the given holders (idempotently, so
- * that several workers may race to create them) and loops lock → modify → unlock over them, retrying
- * while the credit is locked by another process. Each acknowledged modification is appended to
- * the report file as `ack <holder> <delta> <entryId>` right after `modify` resolves (with a
- * synchronous write, so the line survives a SIGKILL that follows it); at the end it writes
- * `done <counts>`, or `error <cause>` on any failure other than CreditLocked or InsufficientCredit.
+ * A load-generating child process for the multi-process and crash tests (see
+ * `@creditlock/test-suite/load-worker`), over the database file given in its arguments (created if
+ * need be).
  *
  * Run as `node --import tsx LoadWorker.ts '<json WorkerArgs>'`.
  *
  * @module
  */
-import { openSync, writeSync } from "node:fs"
-import { CreditEngine } from "@creditlock/core"
-import { Cause, Duration, Effect, Either, Exit, Layer, Schedule } from "effect"
+import { runLoadWorker } from "@creditlock/test-suite/load-worker"
 import { SqliteStorage } from "../src/index.js"
 import type { WorkerArgs } from "./Workers.js"
 
 const args = JSON.parse(process.argv[2] ?? "null") as WorkerArgs
-const report = openSync(args.reportFile, "a")
-const write = (line: string) => {
-  writeSync(report, `${line}\n`)
-}
-
-const program = Effect.gen(function* () {
-  const engine = yield* CreditEngine
-  yield* Effect.forEach(args.refs, (ref) => engine.openHolder(ref))
-  const until = Date.now() + args.millis
-  const counts = { acks: 0, lockedRetries: 0, refused: 0 }
-  const whileLocked = Schedule.spaced(Duration.millis(2)).pipe(Schedule.jittered)
-  while (Date.now() < until) {
-    const index = Math.floor(Math.random() * args.refs.length)
-    const ref = args.refs[index]
-    if (ref === undefined) return yield* Effect.dieMessage("no holders given")
-    const { lock } = yield* engine.lock(ref).pipe(
-      Effect.tapError((e) => Effect.sync(() => (e._tag === "CreditLocked" ? counts.lockedRetries++ : undefined))),
-      Effect.retry({ schedule: whileLocked, while: (e) => e._tag === "CreditLocked" && Date.now() < until + 10_000 }),
-    )
-    // Mostly credits; some debits, which the engine refuses when the credit would go below 0.
-    const delta = Math.random() < 0.25 ? -(1 + Math.floor(Math.random() * 60)) : 1 + Math.floor(Math.random() * 50)
-    const result = yield* Effect.either(
-      engine.modify(ref, lock.key, {
-        reason: `worker ${args.worker}`,
-        modifications: [{ type: "monetary", changeAmount: { currencyCode: "GBP", value: delta } }],
-      }),
-    )
-    if (Either.isRight(result)) {
-      write(`ack ${index} ${delta} ${result.right.entryId}`)
-      counts.acks++
-    } else if (result.left._tag === "InsufficientCredit") {
-      counts.refused++
-    } else {
-      return yield* result.left
-    }
-    yield* engine.unlock(ref, lock.key)
-  }
-  write(`done ${JSON.stringify(counts)}`)
-})
-
-const engine = CreditEngine.layer().pipe(Layer.provide(SqliteStorage.layer({ filename: args.filename })))
-
-Effect.runPromiseExit(Effect.provide(program, engine)).then((exit) => {
-  if (Exit.isFailure(exit)) {
-    write(`error ${JSON.stringify(Cause.pretty(exit.cause))}`)
-    process.exitCode = 1
-  }
-})
+runLoadWorker(args, SqliteStorage.layer({ filename: args.filename }))
