@@ -10,8 +10,10 @@ export default defineConfig({
       "release/**/*.test.ts",
     ],
     exclude: ["**/node_modules/**", "**/dist/**"],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Bounds against a hang, not speed checks: tests that start processes (the server's bin, worker
+    // processes) take several seconds each on a loaded 2-core machine.
+    testTimeout: 60_000,
+    hookTimeout: 90_000,
     // CI asks for a JSON report as well, to print one closing line with the counts.
     ...(process.env.VITEST_JSON === undefined
       ? {}

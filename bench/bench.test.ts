@@ -3,7 +3,13 @@ import { runSuite, smokePlan } from "./src/Bench.js"
 import { runHttpBench } from "./src/Http.js"
 import { memorySuite, postgresSuite, redisClusterSuite, redisSuite, type Suite, sqliteSuite } from "./src/Suites.js"
 
-/** `pnpm bench:smoke`: every scenario runs and loses nothing. No speed is asserted. */
+/**
+ * `pnpm bench:smoke`: every scenario runs and loses nothing. No speed is asserted. Most of a
+ * suite's time is spent starting worker processes (the multi-process and scale-out scenarios,
+ * library and baseline), several seconds each on a loaded machine, so the bound is generous: it
+ * only keeps a hang from lasting.
+ */
+const SUITE_TIMEOUT = 240_000
 describe("bench smoke", () => {
   it("http: both servers answer every request of both routes with 2xx", async () => {
     const rows = await runHttpBench(1, 4)
@@ -15,7 +21,7 @@ describe("bench smoke", () => {
         expect(side.errors).toBe(0)
       }
     }
-  })
+  }, 60_000)
 
   it.each([
     ["memory", memorySuite],
@@ -29,7 +35,12 @@ describe("bench smoke", () => {
     async (_, make: () => Suite) => {
       const suite = make()
       const rows = await runSuite(suite, smokePlan).finally(() => suite.close?.())
-      expect(rows).toHaveLength(smokePlan.hot.length + smokePlan.spread.length + (suite.shared === undefined ? 0 : 1))
+      expect(rows).toHaveLength(
+        smokePlan.hot.length +
+          smokePlan.spread.length +
+          (suite.shared === undefined ? 0 : 1) +
+          (suite.scaleOut === true ? smokePlan.scaleOut.processes.length : 0),
+      )
       for (const row of rows) {
         for (const side of [row.library, row.baseline]) {
           expect(side?.cycles).toBeGreaterThan(0)
@@ -46,5 +57,6 @@ describe("bench smoke", () => {
         }
       }
     },
+    SUITE_TIMEOUT,
   )
 })

@@ -16,6 +16,11 @@ export interface BenchPlan {
   readonly spread: ReadonlyArray<number>
   /** Processes × contenders each, on `holders` shared holders (adapters with a shared store). */
   readonly multiProcess: { readonly processes: number; readonly contenders: number; readonly holders: number }
+  /**
+   * Scale-out (suites with `scaleOut`): K processes for each K of `processes`, each with
+   * `contenders` workers on holders of their own, so throughput can grow with processes.
+   */
+  readonly scaleOut: { readonly processes: ReadonlyArray<number>; readonly contenders: number }
 }
 
 /** The full plan; `durationMs` per scenario and side. */
@@ -24,6 +29,7 @@ export const fullPlan = (durationMs: number): BenchPlan => ({
   hot: [1, 4, 8, 16, 64, 256],
   spread: [1, 4, 16, 64],
   multiProcess: { processes: 4, contenders: 2, holders: 2 },
+  scaleOut: { processes: [1, 2, 4], contenders: 16 },
 })
 
 /** A few short runs: every code path, correctness only. */
@@ -32,6 +38,7 @@ export const smokePlan: BenchPlan = {
   hot: [1, 8],
   spread: [4],
   multiProcess: { processes: 2, contenders: 2, holders: 2 },
+  scaleOut: { processes: [2], contenders: 2 },
 }
 
 const measure = async (
@@ -81,6 +88,23 @@ export const runSuite = async (
       `${suite.adapter} multi-process: ${Math.round(library.cyclesPerSecond)} vs ${Math.round(baseline.cyclesPerSecond)} cycles/s`,
     )
     rows.push({ adapter: suite.adapter, scenario: "multi-process", library, baseline })
+  }
+  if (suite.shared !== undefined && suite.scaleOut === true) {
+    for (const processes of plan.scaleOut.processes) {
+      const options = {
+        processes,
+        contenders: plan.scaleOut.contenders,
+        holders: processes * plan.scaleOut.contenders,
+        disjoint: true,
+        durationMs: plan.durationMs,
+      }
+      const library = await runMultiProcess(await suite.shared(), "library", options)
+      const baseline = await runMultiProcess(await suite.shared(), "baseline", options)
+      log(
+        `${suite.adapter} scale-out K=${processes}: ${Math.round(library.cyclesPerSecond)} vs ${Math.round(baseline.cyclesPerSecond)} cycles/s`,
+      )
+      rows.push({ adapter: suite.adapter, scenario: "scale-out", library, baseline })
+    }
   }
   return rows
 }

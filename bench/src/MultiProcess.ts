@@ -27,13 +27,16 @@ export const runMultiProcess = async (
     readonly contenders: number
     readonly holders: number
     readonly durationMs: number
+    /** Each process's contenders on holders of their own (`holders` ≥ processes × contenders). */
+    readonly disjoint?: boolean
   },
 ): Promise<ScenarioResult & { readonly target: string }> => {
   const parent = sharedTarget(store, side)
   const holderIds = holderIdsOf(randomUUID(), options.holders)
   for (const id of holderIds) await parent.open(id)
   const children = Array.from({ length: options.processes }, (_, p) => {
-    const job = { store, side, holderIds, contenders: options.contenders, durationMs: options.durationMs, first: p }
+    const first = options.disjoint === true ? p * options.contenders : p
+    const job = { store, side, holderIds, contenders: options.contenders, durationMs: options.durationMs, first }
     const child = spawn(process.execPath, ["--import", "tsx", worker, JSON.stringify(job)], {
       stdio: ["pipe", "pipe", "inherit"],
     })

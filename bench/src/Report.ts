@@ -9,7 +9,7 @@ import type { ScenarioResult } from "./Harness.js"
 /** One scenario measured on the library and on its baseline in the same run. */
 export interface Comparison {
   readonly adapter: string
-  readonly scenario: "hot holder" | "spread" | "multi-process"
+  readonly scenario: "hot holder" | "spread" | "multi-process" | "scale-out"
   readonly library: ScenarioResult & { readonly target: string }
   readonly baseline: (ScenarioResult & { readonly target: string }) | null
 }

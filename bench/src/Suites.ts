@@ -27,6 +27,8 @@ export interface Suite {
   readonly baseline: () => Promise<Target>
   /** A fresh store several processes can share, for the multi-process scenario. */
   readonly shared?: () => Promise<SharedStore>
+  /** Whether the scale-out scenario (K processes on holders of their own) runs on this suite. */
+  readonly scaleOut?: boolean
   /** Tears down whatever the suite started (servers, files). */
   readonly close?: () => Promise<void>
 }
@@ -68,6 +70,7 @@ export const redisSuite = (): Suite => {
     library: async () => redisLibrary(await url(), prefix()),
     baseline: async () => redisBaseline(await url(), prefix()),
     shared: async () => ({ kind: "redis", connection: await url(), keyPrefix: prefix() }),
+    scaleOut: true,
     close: async () => {
       if (server !== undefined) await (await server).dispose()
     },

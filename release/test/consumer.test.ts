@@ -319,10 +319,90 @@ describe("a consumer installing the packed tarballs with npm", { timeout: 240_00
       })
       expect(missing.status, "an authenticated read of a holder never opened").toBe(404)
     } finally {
-      const exited = new Promise((resolve) => server.once("exit", resolve))
+      const exited = new Promise((resolve) => server.once("exit", (code, signal) => resolve({ code, signal })))
       server.kill("SIGTERM")
-      await exited
+      expect(await exited, "the bin's exit on SIGTERM").toEqual({ code: 0, signal: null })
     }
+  })
+
+  it("runs the server as the container guidance says: the dist bin in exec form, HOST=0.0.0.0, data on a volume, the HEALTHCHECK", async () => {
+    // The guidance, read from the server's README, so that the test runs what it says.
+    const guide = readFileSync(join(root, "packages", "server", "README.md"), "utf8")
+    const execForm = /`\["node", "(node_modules\/@creditlock\/server\/dist\/src\/bin\.js)", "serve"\]`/.exec(guide)?.[1]
+    const healthcheck = /`node -e "(fetch\('http:\/\/127\.0\.0\.1:8080\/readyz'\)[^"]+)"`/.exec(guide)?.[1]
+    expect(execForm, "the README's exec-form CMD").toBeDefined()
+    expect(healthcheck, "the README's HEALTHCHECK").toBeDefined()
+    const probe = (port: number) =>
+      new Promise<number | null>((resolve) => {
+        const child = spawn(process.execPath, ["-e", (healthcheck as string).replace(":8080/", `:${port}/`)], {
+          cwd: app.dir,
+          env,
+          stdio: "ignore",
+        })
+        child.once("exit", (code) => resolve(code))
+      })
+    const volume = join(app.dir, "volume")
+    const serve = () => {
+      const server = spawn(process.execPath, [execForm as string, "serve"], {
+        cwd: app.dir,
+        env: {
+          ...env,
+          HOST: "0.0.0.0",
+          PORT: "0",
+          CREDIT_STORE: `sqlite:${join(volume, "creditlock.sqlite")}`,
+          CREDIT_CREDENTIALS: JSON.stringify([{ token: "container-admin-token", customers: ["*"] }]),
+          CREDIT_LOCK_KEY_SECRET: "container-lock-key-secret-0123456789abcdef",
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      })
+      let output = ""
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        server.once("exit", (code, signal) => resolve({ code, signal })),
+      )
+      const listening = new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the server did not start:\n${output}`)), 30_000)
+        const read = (chunk: Buffer) => {
+          output += chunk.toString()
+          const port = /listening on http:\/\/0\.0\.0\.0:(\d+)/.exec(output)?.[1]
+          if (port !== undefined) {
+            clearTimeout(timer)
+            resolve(Number(port))
+          }
+        }
+        server.stdout.on("data", read)
+        server.stderr.on("data", read)
+        void exited.then(({ code }) => {
+          clearTimeout(timer)
+          reject(new Error(`the server exited (${code}):\n${output}`))
+        })
+      })
+      return { server, exited, listening, output: () => output }
+    }
+    const holder = (port: number) => `http://127.0.0.1:${port}/credit/v1/customers/c/contracts/vol`
+    const auth = { authorization: "Bearer container-admin-token" }
+
+    const first = serve()
+    let port = 0
+    try {
+      port = await first.listening
+      expect(await probe(port), "the HEALTHCHECK on a ready server").toBe(0)
+      expect((await fetch(holder(port), { method: "PUT", headers: auth })).status).toBe(201)
+    } finally {
+      first.server.kill("SIGTERM")
+    }
+    expect(await first.exited, first.output()).toEqual({ code: 0, signal: null })
+    expect(await probe(port), "the HEALTHCHECK once the server is gone").toBe(1)
+    expect(existsSync(join(volume, "creditlock.sqlite"))).toBe(true)
+
+    // A new container on the same volume finds the data.
+    const second = serve()
+    try {
+      const again = await second.listening
+      expect((await fetch(holder(again), { headers: auth })).status).toBe(200)
+    } finally {
+      second.server.kill("SIGTERM")
+    }
+    expect(await second.exited, second.output()).toEqual({ code: 0, signal: null })
   })
 
   it("loads the HTTP API and the server packages", async () => {

@@ -17,13 +17,15 @@ import {
   StorageUnavailable,
 } from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Option, Queue, type Scope, TestClock } from "effect"
-import { change, contract, creditValue, type StorageLayer, snapshot } from "./Harness.js"
+import { Chunk, Context, Effect, Layer, Option, Queue, type Scope, TestClock } from "effect"
+import { change, contract, creditValue, overriding, type StorageLayer, snapshot } from "./Harness.js"
 
 /**
  * What the wrapped storage does to the next commit:
- * - `lost`: applies it, runs `between` (another writer's commit), then fails as if the reply were lost;
- * - `unsent`: fails with OutcomeUnknown without applying it (the request never arrived);
+ * - `lost`: applies it, runs `between` (another writer's commit, on a second engine), then fails as if
+ *   the reply were lost;
+ * - `unsent`: fails with OutcomeUnknown without applying it (the request never arrived), after
+ *   running `between` if set;
  * - `held`: keeps it to be applied later by `landLate` (a request still in flight), and fails;
  * - `refused`: fails with StorageUnavailable without applying it.
  */
@@ -39,6 +41,19 @@ interface Control {
   failing: number
   /** Commits of this holder fail with StorageUnavailable (not applied). */
   refuseHolder: HolderRef | null
+  /**
+   * Commits of this holder apply and lose their reply, and from then on loads of it fail (so the
+   * outcome cannot be proven): unknown.
+   */
+  loseHolder: HolderRef | null
+  /** Whether a commit of `loseHolder` landed (its loads fail from then on). */
+  lostLanded: boolean
+  /**
+   * Commits that write the holder's stored document back unchanged (the engine's fence, which
+   * proves that no lost commit can land) answer Conflict, nothing written: a store that keeps
+   * refusing for races of its own.
+   */
+  fenceConflicts: boolean
   held: CommitRequest | null
   /** The held commit lands just before the next commit is applied (a late arrival). */
   landHeldBeforeNext: boolean
@@ -50,74 +65,96 @@ interface Control {
 const lostReply = () => new OutcomeUnknown({ detail: "connection reset before the reply" })
 
 const faulty = (control: Control, engine: () => CreditEngine["Type"]) =>
-  Layer.effect(
-    Storage,
-    Effect.map(Storage, (inner) =>
-      Storage.of({
-        ...inner,
-        load: (ref) =>
-          Effect.suspend(() => {
-            if (control.failing > 0) {
-              control.failing -= 1
-              return Effect.fail(new StorageUnavailable({ detail: "reconnecting" }))
-            }
-            return inner.load(ref)
-          }),
-        commit: (request) =>
-          Effect.suspend(() => {
-            const fault = control.next
-            control.next = "none"
-            if (fault !== "none") {
-              control.failing = control.failLoads
-              control.failLoads = 0
-            }
-            control.commits += 1
-            if (control.refuseHolder !== null && holderKey(control.refuseHolder) === holderKey(request.ref)) {
-              return Effect.fail(new StorageUnavailable({ detail: "refused" }))
-            }
-            if (control.churn !== null && holderKey(control.churn) === holderKey(request.ref)) {
-              return Effect.gen(function* () {
-                const other = Option.getOrThrow(yield* inner.load(request.ref))
-                yield* inner.commit({
-                  ...request,
-                  expected: other.revision,
-                  document: other.document,
-                  entries: [],
-                  index: [],
-                  claims: [],
-                })
-                return yield* lostReply()
-              })
-            }
-            if (control.landHeldBeforeNext && control.held !== null) {
-              const late = control.held
-              control.landHeldBeforeNext = false
-              control.held = null
-              return Effect.zipRight(inner.commit(late), inner.commit(request))
-            }
-            switch (fault) {
-              case "none":
-                return inner.commit(request)
-              case "refused":
-                return Effect.fail(new StorageUnavailable({ detail: "refused" }))
-              case "unsent":
-                return Effect.fail(lostReply())
-              case "held":
-                control.held = request
-                return Effect.fail(lostReply())
-              case "lost":
-                return Effect.gen(function* () {
-                  yield* inner.commit(request)
-                  const between = control.between
-                  control.between = null
-                  if (between !== null) yield* Effect.orDie(Effect.provideService(between, CreditEngine, engine()))
-                  return yield* lostReply()
-                })
-            }
-          }),
+  overriding((inner) => ({
+    load: (ref) =>
+      Effect.suspend(() => {
+        if (control.failing > 0) {
+          control.failing -= 1
+          return Effect.fail(new StorageUnavailable({ detail: "reconnecting" }))
+        }
+        if (control.lostLanded && control.loseHolder !== null && holderKey(control.loseHolder) === holderKey(ref)) {
+          return Effect.fail(new StorageUnavailable({ detail: "reconnecting" }))
+        }
+        return inner.load(ref)
       }),
-    ),
-  )
+    commit: (request) =>
+      Effect.suspend(() => {
+        const fault = control.next
+        control.next = "none"
+        if (fault !== "none") {
+          control.failing = control.failLoads
+          control.failLoads = 0
+        }
+        control.commits += 1
+        if (control.refuseHolder !== null && holderKey(control.refuseHolder) === holderKey(request.ref)) {
+          return Effect.fail(new StorageUnavailable({ detail: "refused" }))
+        }
+        if (control.loseHolder !== null && holderKey(control.loseHolder) === holderKey(request.ref)) {
+          return Effect.zipRight(
+            Effect.tap(inner.commit(request), () =>
+              Effect.sync(() => {
+                control.lostLanded = true
+              }),
+            ),
+            Effect.fail(lostReply()),
+          )
+        }
+        if (control.fenceConflicts && request.entries.length === 0 && request.expected !== "absent") {
+          const expected = request.expected
+          return Effect.flatMap(inner.load(request.ref), (stored) =>
+            Option.isSome(stored) &&
+            stored.value.revision === expected &&
+            JSON.stringify(stored.value.document) === JSON.stringify(request.document)
+              ? Effect.succeed({ _tag: "Conflict" } as const)
+              : inner.commit(request),
+          )
+        }
+        if (control.churn !== null && holderKey(control.churn) === holderKey(request.ref)) {
+          return Effect.gen(function* () {
+            const other = Option.getOrThrow(yield* inner.load(request.ref))
+            yield* inner.commit({
+              ...request,
+              expected: other.revision,
+              document: other.document,
+              entries: [],
+              index: [],
+              claims: [],
+            })
+            return yield* lostReply()
+          })
+        }
+        if (control.landHeldBeforeNext && control.held !== null) {
+          const late = control.held
+          control.landHeldBeforeNext = false
+          control.held = null
+          return Effect.zipRight(inner.commit(late), inner.commit(request))
+        }
+        switch (fault) {
+          case "none":
+            return inner.commit(request)
+          case "refused":
+            return Effect.fail(new StorageUnavailable({ detail: "refused" }))
+          case "unsent":
+            return Effect.gen(function* () {
+              const between = control.between
+              control.between = null
+              if (between !== null) yield* Effect.orDie(Effect.provideService(between, CreditEngine, engine()))
+              return yield* lostReply()
+            })
+          case "held":
+            control.held = request
+            return Effect.fail(lostReply())
+          case "lost":
+            return Effect.gen(function* () {
+              yield* inner.commit(request)
+              const between = control.between
+              control.between = null
+              if (between !== null) yield* Effect.orDie(Effect.provideService(between, CreditEngine, engine()))
+              return yield* lostReply()
+            })
+        }
+      }),
+  }))
 
 export const faultTests = (storage: StorageLayer) => {
   const withFaults = <A, E>(
@@ -131,18 +168,22 @@ export const faultTests = (storage: StorageLayer) => {
         failLoads: 0,
         failing: 0,
         refuseHolder: null,
+        loseHolder: null,
+        lostLanded: false,
+        fenceConflicts: false,
         held: null,
         landHeldBeforeNext: false,
         churn: null,
         commits: 0,
       }
-      let engine: CreditEngine["Type"] | undefined
+      // `between` runs on another engine over the same storage: another writer, as another process would be.
+      let other: CreditEngine["Type"] | undefined
       const engineLayer = CreditEngine.layer({ settleTimeout: "2 seconds", ...options }).pipe(
-        Layer.provide(faulty(control, () => engine as CreditEngine["Type"])),
+        Layer.provide(faulty(control, () => other as CreditEngine["Type"])),
       )
       const layer = Layer.provideMerge(engineLayer, storage)
       return yield* Effect.gen(function* () {
-        engine = yield* CreditEngine
+        other = Context.get(yield* Layer.build(CreditEngine.layer()), CreditEngine)
         return yield* body(control)
       }).pipe(Effect.provide(layer), Effect.scoped)
     })
@@ -315,6 +356,30 @@ export const faultTests = (storage: StorageLayer) => {
     )
 
     it.live(
+      "a fence the store keeps refusing (Conflict on an unchanged revision) ends in OutcomeUnknown at the settle deadline",
+      () =>
+        withFaults(
+          (control) =>
+            Effect.gen(function* () {
+              const engine = yield* CreditEngine
+              const { ref, key } = yield* lockedHolder
+              // The modification is lost unsent while its lock runs out (nothing written, the revision
+              // unchanged), so the decision on the next read is a refusal, which only a fence proves.
+              control.next = "unsent"
+              control.between = Effect.sleep("400 millis")
+              control.fenceConflicts = true
+              const started = Date.now()
+              const error = yield* Effect.flip(engine.modify(ref, key, change("GBP", 5, "r", "fence-1")))
+              control.fenceConflicts = false
+              expect(error._tag).toBe("OutcomeUnknown")
+              expect(Date.now() - started).toBeLessThan(10_000)
+              expect(yield* creditValue(ref, "GBP")).toBe(0)
+            }),
+          { settleTimeout: "300 millis", lockTtl: "200 millis" },
+        ),
+    )
+
+    it.live(
       "no proof within the settle time → OutcomeUnknown naming the entry; a retry converges to exactly once",
       () =>
         withFaults(
@@ -360,6 +425,7 @@ export const faultTests = (storage: StorageLayer) => {
           if (incomplete._tag !== "UnlockIncomplete") return
           expect(incomplete.status).toBe(503)
           expect(incomplete.pending).toEqual([broken])
+          expect(incomplete.unknown).toEqual([])
           expect(new Set(incomplete.released.map((r) => r.holder.holderId))).toEqual(
             new Set([refs[0]?.holderId, refs[2]?.holderId]),
           )
@@ -374,6 +440,46 @@ export const faultTests = (storage: StorageLayer) => {
           expect((yield* engine.unlockCustomer({ customerId })).released).toEqual([])
         }),
       ),
+    )
+
+    it.live(
+      "a release sent but not confirmed is listed unknown, not pending; repeating settles it and releases the rest, none twice",
+      () =>
+        withFaults(
+          (control) =>
+            Effect.gen(function* () {
+              const engine = yield* CreditEngine
+              const customerId = contract().customerId
+              const refs = [contract(customerId), contract(customerId), contract(customerId)]
+              for (const ref of refs) {
+                yield* engine.openHolder(ref)
+                yield* engine.lock(ref)
+              }
+              const refused = refs[1] as HolderRef
+              const lost = refs[2] as HolderRef
+              control.refuseHolder = refused
+              control.loseHolder = lost
+              const incomplete = yield* Effect.flip(engine.unlockCustomer({ customerId }))
+              expect(incomplete._tag).toBe("UnlockIncomplete")
+              if (incomplete._tag !== "UnlockIncomplete") return
+              expect(incomplete.released.map((r) => r.holder)).toEqual([refs[0]])
+              expect(incomplete.pending).toEqual([refused])
+              expect(incomplete.unknown).toEqual([lost])
+              control.refuseHolder = null
+              control.loseHolder = null
+              control.lostLanded = false
+              // The unknown release had landed; the refused one had written nothing.
+              const kinds = (ref: HolderRef) => Effect.map(snapshot(ref), (s) => s.journal.map((e) => e.kind))
+              expect((yield* kinds(lost)).at(-1)).toBe("admin-unlock")
+              expect((yield* kinds(refused)).at(-1)).not.toBe("admin-unlock")
+              const done = yield* engine.unlockCustomer({ customerId })
+              expect(done.released.map((r) => r.holder)).toEqual([refused])
+              for (const ref of refs) {
+                expect((yield* kinds(ref)).filter((k) => k === "admin-unlock")).toHaveLength(1)
+              }
+            }),
+          { settleTimeout: "150 millis" },
+        ),
     )
   })
 }

@@ -17,6 +17,25 @@ export type StorageLayer = Layer.Layer<Storage, unknown>
 export const engineWith = (storage: StorageLayer, options: CreditEngineOptions = {}) =>
   CreditEngine.layer(options).pipe(Layer.provideMerge(storage))
 
+/**
+ * A `Storage` over the one in context with some of its methods replaced: `overrides` receives the
+ * storage it wraps and returns the methods it changes (the rest pass through). For tests that
+ * count, delay or fail calls.
+ */
+export const overriding = (
+  overrides: (inner: Storage["Type"]) => Partial<Storage["Type"]>,
+): Layer.Layer<Storage, never, Storage> =>
+  Layer.effect(
+    Storage,
+    Effect.map(Storage, (inner) => Storage.of({ ...inner, ...overrides(inner) })),
+  )
+
+/** `storage` with some of its methods replaced, as {@link overriding} says. */
+export const wrapStorage = <E>(
+  storage: Layer.Layer<Storage, E>,
+  overrides: (inner: Storage["Type"]) => Partial<Storage["Type"]>,
+): Layer.Layer<Storage, E> => Layer.provide(overriding(overrides), storage)
+
 /** A customer id no other test uses, so tests can share one backend. */
 export const freshCustomer = (): string => `cust-${randomUUID()}`
 

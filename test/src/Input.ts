@@ -41,6 +41,11 @@ export const inputTests = (storage: StorageLayer) => {
             engine.getCredit({ ...ref, holderTyp: "contracts" } as never),
           )
           expect(badRef.detail).toContain("holderTyp")
+          // A symbol key is named too (as `Symbol(…)`), not turned into a defect; tryLock's fast path refuses it as well.
+          const symbolKeyed = { ...ref, [Symbol("extra")]: 1 } as never
+          const badSymbol = yield* expectRejected(ref, "InvalidRequest", engine.getCredit(symbolKeyed))
+          expect(badSymbol.detail).toContain("Symbol(extra)")
+          expect((yield* Effect.flip(engine.tryLock(symbolKeyed)))._tag).toBe("InvalidRequest")
           const badOpen = yield* expectRejected(
             ref,
             "InvalidRequest",

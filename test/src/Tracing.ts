@@ -6,10 +6,9 @@
  * @module
  */
 import { CreditEngine } from "@creditlock/core"
-import { Storage } from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Option, Tracer } from "effect"
-import { change, contract, engineWith, freshCustomer, type StorageLayer } from "./Harness.js"
+import { Effect, Option, Tracer } from "effect"
+import { change, contract, engineWith, freshCustomer, type StorageLayer, wrapStorage } from "./Harness.js"
 import { BRM_EXAMPLE } from "./Limits.js"
 
 /** A tracer that makes the default tracer's spans and keeps them, to be inspected. */
@@ -30,19 +29,13 @@ const recordingTracer = () => {
 /** `storage`, recording the name of the span current at each `load` (or none). */
 const spanAtLoad = (storage: StorageLayer) => {
   const seen: Array<string | null> = []
-  const layer = Layer.effect(
-    Storage,
-    Effect.map(Storage, (s) =>
-      Storage.of({
-        ...s,
-        load: (ref) =>
-          Effect.flatMap(Effect.option(Effect.currentSpan), (span) => {
-            seen.push(Option.match(span, { onNone: () => null, onSome: (x) => x.name }))
-            return s.load(ref)
-          }),
+  const layer = wrapStorage(storage, (s) => ({
+    load: (ref) =>
+      Effect.flatMap(Effect.option(Effect.currentSpan), (span) => {
+        seen.push(Option.match(span, { onNone: () => null, onSome: (x) => x.name }))
+        return s.load(ref)
       }),
-    ),
-  ).pipe(Layer.provide(storage))
+  }))
   return { layer, seen }
 }
 

@@ -14,6 +14,7 @@
  * @module
  */
 import { describe } from "@effect/vitest"
+import { cacheTests } from "./Cache.js"
 import { domainTests } from "./Domain.js"
 import { facadeTests } from "./Facade.js"
 import { faultTests } from "./Faults.js"
@@ -54,5 +55,6 @@ export const conformance = (name: string, storage: StorageLayer, options: Confor
     facadeTests(storage)
     inputTests(storage)
     tracingTests(storage)
+    cacheTests(storage)
   })
 }

@@ -76,12 +76,30 @@ export interface CreditEngineOptions {
    * long enough for a Redis client to reconnect after a dropped connection). Wall-clock time.
    */
   readonly settleTimeout?: Duration.DurationInput | undefined
+  /**
+   * The snapshot cache (on by default; `false` switches it off). The engine keeps the last
+   * snapshot it read or committed of up to `maxHolders` holders (an integer 1–10,000,000, default
+   * 10,000; least recently used dropped first) and plans writes on it without loading first: the
+   * compare-and-set on the holder's revision refuses a stale snapshot (Conflict), and the engine
+   * then plans again on a fresh load, so a stale snapshot never commits. An answer that writes
+   * nothing (a refusal, a replay, nothing to release) is checked again on a fresh load, except a
+   * `CreditLocked` refusal planned on a snapshot younger than `maxAge` (0–60 seconds, default 50
+   * ms, wall-clock; 0: never): a lock taken or released by another process (or engine) on the same storage
+   * may be seen that much late. Within one engine, operations on one holder run one at a time
+   * from load to commit (operations on different holders run in parallel), so contenders in one
+   * process do not conflict with each other. Reads (`getCredit`, `journal`, `verify`, limits)
+   * always load.
+   */
+  readonly snapshotCache?:
+    | false
+    | { readonly maxHolders?: number | undefined; readonly maxAge?: Duration.DurationInput | undefined }
+    | undefined
 }
 
 /**
  * The defaults of {@link CreditEngineOptions}: locks live 120 seconds and at most 10 minutes with
  * extensions, 16 attempts on conflict, 1024 buffered events per subscriber, 5 seconds to settle a
- * lost reply.
+ * lost reply, a snapshot cache of 10,000 holders whose `CreditLocked` refusals may be 50 ms old.
  */
 export const DEFAULT_ENGINE_OPTIONS: {
   readonly lockTtl: Duration.Duration
@@ -89,6 +107,7 @@ export const DEFAULT_ENGINE_OPTIONS: {
   readonly maxAttempts: number
   readonly eventBufferSize: number
   readonly settleTimeout: Duration.Duration
+  readonly snapshotCache: { readonly maxHolders: number; readonly maxAge: Duration.Duration }
 } = defaults
 
 /** Options of `withLock`. */

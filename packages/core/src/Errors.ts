@@ -279,10 +279,11 @@ export class OutcomeUnknown extends Schema.TaggedError<OutcomeUnknown>()("Outcom
 }
 
 /**
- * `unlockCustomer` released some of the customer's holders but not all: `released` lists those
- * released (with their journal entries), `pending` those whose release failed or whose outcome is
- * unknown (503). Repeating the same call releases the rest; holders already released are not
- * released again.
+ * `unlockCustomer` released some of the customer's holders but not all (503): `released` lists
+ * those released (with their journal entries), `pending` those not released (the storage refused
+ * or could not be reached: nothing was written), and `unknown` those whose release was sent but
+ * not confirmed (it may have been applied). Repeating the same call releases the rest and settles
+ * the unknown ones; holders already released are not released again.
  */
 export class UnlockIncomplete extends Schema.TaggedError<UnlockIncomplete>()("UnlockIncomplete", {
   ...fields,
@@ -294,6 +295,7 @@ export class UnlockIncomplete extends Schema.TaggedError<UnlockIncomplete>()("Un
     }),
   ),
   pending: Schema.Array(HolderName),
+  unknown: Schema.Array(HolderName),
 }) {
   get status(): 503 {
     return 503

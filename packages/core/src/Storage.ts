@@ -60,7 +60,9 @@ export interface CommitRequest {
 /**
  * The outcome of a compare-and-set commit:
  * - `Committed`: everything was written; `revision` is the document's new revision;
- * - `Conflict`: the stored revision was not the expected one; nothing was written;
+ * - `Conflict`: the stored revision was not the expected one, or the store refused the write for
+ *   a race with another writer (a serialization failure); nothing was written. The engine reads
+ *   the holder again and decides again;
  * - `Claimed`: an alias in `claims` belongs to `holder`; nothing was written.
  */
 export type CommitResult =
@@ -130,7 +132,9 @@ export type EntrySelector = { readonly id: string } | { readonly reference: stri
 
 /**
  * Persistence for holders, their journals and lookup indexes. Every method fails only with
- * StorageUnavailable (no driver exception escapes). Implementations: @creditlock/memory,
+ * StorageUnavailable (no driver exception escapes). A storage must not call back into an engine
+ * that uses it for the same holder: within an engine the operations on one holder take turns, so
+ * such a call would wait for itself. Implementations: @creditlock/memory,
  * @creditlock/sqlite, @creditlock/redis, @creditlock/postgres; all pass the same conformance suite.
  */
 export class Storage extends Context.Tag("@creditlock/core/Storage")<

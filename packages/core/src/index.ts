@@ -101,8 +101,20 @@ export type {
   LockResult,
   TryLockResult,
 } from "./Lock.js"
-/** The engine's metrics (Effect `Metric`s): operations by name and outcome, durations, lock refusals. */
-export { engineLockRefusals, engineOperationDuration, engineOperations } from "./Metrics.js"
+/**
+ * The engine's metrics (Effect `Metric`s): operations by name and outcome, durations, lock refusals,
+ * commit conflicts and retries, lock waits and holds, threshold events.
+ */
+export {
+  engineCommitConflicts,
+  engineCommitRetries,
+  engineLockHold,
+  engineLockRefusals,
+  engineLockWait,
+  engineOperationDuration,
+  engineOperations,
+  engineThresholdEvents,
+} from "./Metrics.js"
 /** Modifications: the request `modify` takes and what it answers. */
 export { Modification, ModifyRequest, type ModifyRequestInput, type ModifyResult } from "./Modification.js"
 /** The Promise facade, for services that do not use Effect. */

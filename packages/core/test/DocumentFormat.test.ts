@@ -37,7 +37,7 @@ describe("holder document format", () => {
 
   it("a lock granted on a format-1 holder (its old lock expired) takes fencing token 1", () => {
     const document = decodeDocument(JSON.stringify(formatOne))
-    const grant = Either.getOrThrow(decideLock(document, 2, "b".repeat(64), 120_000))
+    const grant = Either.getOrThrow(decideLock(document, 2, () => ({ keyHash: "b".repeat(64) }), 120_000))
     expect(grant.lock.token).toBe(1)
     expect(grant.document.lastLockToken).toBe(1)
     expect(grant.tookOver).toEqual(formatOne.lock)

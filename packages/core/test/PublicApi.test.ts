@@ -102,6 +102,11 @@ const expected: Record<keyof typeof entryPoints, ReadonlyArray<string>> = {
     "engineOperations",
     "engineOperationDuration",
     "engineLockRefusals",
+    "engineCommitConflicts",
+    "engineCommitRetries",
+    "engineLockWait",
+    "engineLockHold",
+    "engineThresholdEvents",
     // currencies
     "CurrencyCode",
     "CurrencyInfo",

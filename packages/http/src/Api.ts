@@ -193,7 +193,7 @@ export class CustomerGroup extends HttpApiGroup.make("customer")
         OpenApi.annotations({
           summary: "Release every live lock of a customer, found by customer_id, subscription_id or orderid",
           description:
-            "Form-encoded or JSON. Nothing found → 404; a lookup matching several customers → 409, nothing unlocked. A credential limited to some customers may unlock by customer_id only. A failure part-way → 503 UNLOCK_INCOMPLETE listing the holders released and those pending: repeat the same request to release the rest (holders already released are not released again).",
+            "Form-encoded or JSON. Nothing found → 404; a lookup matching several customers → 409, nothing unlocked. A credential limited to some customers may unlock by customer_id only. A failure part-way → 503 UNLOCK_INCOMPLETE listing the holders released, those not released (pending) and those whose release is unknown (unknown): repeat the same request to release the rest (holders already released are not released again).",
         }),
       ),
   )

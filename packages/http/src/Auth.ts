@@ -12,12 +12,19 @@
  * credential acting on a customer outside its `customers` list is refused with 403. Each credential
  * has its own rate limit (a token bucket); beyond it requests are refused with 429 and `Retry-After`.
  *
+ * The public documents (`/docs`, `/openapi.json`) need no credential but count against the same
+ * limit ({@link Access}): a request presenting a known credential spends from that credential's
+ * bucket, any other from the bucket of its remote address — an IPv6 address by its /64 network,
+ * since one host commonly holds a whole /64. Behind a proxy every anonymous caller shares the
+ * proxy's address; a web handler (Fetch API) sees no address, so its anonymous callers share one
+ * bucket.
+ *
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Forbidden, HolderRef, RateLimited, Unauthorized } from "@creditlock/core"
 import { HttpApiMiddleware, HttpApiSecurity, HttpServerRequest, OpenApi } from "@effect/platform"
-import { Clock, Context, Duration, Effect, Either, Exit, Layer, Redacted, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, Layer, Option, Redacted, Schema } from "effect"
 import { RateLimitedProblem, UnauthorizedProblem } from "./Problem.js"
 
 /** One configured credential. */
@@ -152,23 +159,61 @@ interface Entry {
   readonly customers: ReadonlySet<string>
 }
 
-/** Per-credential token buckets. */
-const makeBuckets = (rateLimit: RateLimit) => {
+/**
+ * Token buckets by name. With `maxBuckets`, the least recently used buckets beyond that many are
+ * forgotten (a forgotten bucket starts full again): the names of anonymous callers are addresses,
+ * which a caller chooses.
+ */
+const makeBuckets = (rateLimit: RateLimit, maxBuckets = Number.POSITIVE_INFINITY) => {
   const capacity = rateLimit.limit
   const windowMillis = Duration.toMillis(Duration.decode(rateLimit.window))
   const refillPerMilli = capacity / windowMillis
   const buckets = new Map<string, { tokens: number; at: number }>()
+  const bounded = Number.isFinite(maxBuckets)
+  const put = (name: string, bucket: { tokens: number; at: number }) => {
+    // Re-inserted when bounded, so that the map's order is the order of last use.
+    if (bounded) buckets.delete(name)
+    buckets.set(name, bucket)
+    if (bounded && buckets.size > maxBuckets) {
+      const oldest = buckets.keys().next()
+      if (oldest.done !== true) buckets.delete(oldest.value)
+    }
+  }
   /** Takes one token; returns 0 when granted, else the seconds until a token is available. */
   return (name: string, now: number): number => {
     const bucket = buckets.get(name) ?? { tokens: capacity, at: now }
     const tokens = Math.min(capacity, bucket.tokens + Math.max(0, now - bucket.at) * refillPerMilli)
     if (tokens >= 1) {
-      buckets.set(name, { tokens: tokens - 1, at: now })
+      put(name, { tokens: tokens - 1, at: now })
       return 0
     }
-    buckets.set(name, { tokens, at: now })
+    put(name, { tokens, at: now })
     return Math.max(1, Math.ceil((1 - tokens) / refillPerMilli / 1000))
   }
+}
+
+/** How many anonymous callers' buckets are remembered at most. */
+const MAX_ADDRESS_BUCKETS = 100_000
+
+/**
+ * The bucket name of a remote address: an IPv4 address as it is (also when IPv4-mapped), an IPv6
+ * address by its /64 network.
+ */
+export const addressBucket = (address: string): string => {
+  const plain = address.replace(/%.*$/, "").toLowerCase()
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(plain)
+  if (mapped?.[1] !== undefined) return mapped[1]
+  if (!plain.includes(":")) return plain
+  const [head = "", tail = ""] = plain.split("::", 2)
+  const groupsOf = (part: string) => part.split(":").filter((group) => group !== "")
+  const before = groupsOf(head)
+  const after = plain.includes("::") ? groupsOf(tail) : []
+  const missing = Math.max(0, 8 - before.length - after.length)
+  const groups = [...before, ...Array.from({ length: missing }, () => "0"), ...after]
+  return `${groups
+    .slice(0, 4)
+    .map((group) => (/^[0-9a-f]{1,4}$/.test(group) ? Number.parseInt(group, 16).toString(16) : group))
+    .join(":")}::/64`
 }
 
 const headerValue = (headers: Readonly<Record<string, string | undefined>>, name: string): string | undefined => {
@@ -179,6 +224,23 @@ const headerValue = (headers: Readonly<Record<string, string | undefined>>, name
 /** What authenticating one request concluded. */
 type Outcome = Exit.Exit<Principal["Type"], Unauthorized | RateLimited>
 
+/** Authentication and rate limits of the API over one list of credentials, sharing their buckets. */
+export interface Access {
+  /**
+   * Identifies the credential of a request (constant time over all credentials) and applies its
+   * rate limit. Each request is authenticated once, however many security schemes consult it.
+   */
+  readonly authenticate: (
+    request: HttpServerRequest.HttpServerRequest,
+  ) => Effect.Effect<Principal["Type"], Unauthorized | RateLimited>
+  /**
+   * The rate limit of a public route: a request presenting a known credential spends from that
+   * credential's bucket; any other (no credential, or one that matches none) from the bucket of
+   * its remote address (see {@link addressBucket}), or of all requests without an address.
+   */
+  readonly limitPublic: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<void, RateLimited>
+}
+
 /**
  * The authenticator over a list of credentials: identifies the credential of a request (constant
  * time over all credentials) and applies its rate limit. Each request is authenticated once, however
@@ -187,7 +249,14 @@ type Outcome = Exit.Exit<Principal["Type"], Unauthorized | RateLimited>
 export const makeAuthenticator = (
   credentials: ReadonlyArray<Credential>,
   rateLimit: RateLimit = DEFAULT_RATE_LIMIT,
-): ((request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Principal["Type"], Unauthorized | RateLimited>) => {
+): ((request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Principal["Type"], Unauthorized | RateLimited>) =>
+  makeAccess(credentials, rateLimit).authenticate
+
+/** {@link Access} over a list of credentials and a rate limit. */
+export const makeAccess = (
+  credentials: ReadonlyArray<Credential>,
+  rateLimit: RateLimit = DEFAULT_RATE_LIMIT,
+): Access => {
   const entries: ReadonlyArray<Entry> = credentials.map((c, i) => ({
     name: c.username ?? `credential #${i + 1}`,
     tokenDigest: digest(Redacted.value(c.token)),
@@ -196,6 +265,7 @@ export const makeAuthenticator = (
     customers: new Set(c.customers),
   }))
   const takeToken = makeBuckets(rateLimit)
+  const takeAddressToken = makeBuckets(rateLimit, MAX_ADDRESS_BUCKETS)
   const decided = new WeakMap<HttpServerRequest.HttpServerRequest, Outcome>()
 
   /** The credential matching a presented token (and username), comparing against every entry. */
@@ -244,20 +314,19 @@ export const makeAuthenticator = (
     )
   }
 
+  const limited = (whose: string, wait: number) =>
+    new RateLimited({
+      detail: `the rate limit of ${rateLimit.limit} requests per ${Duration.format(Duration.decode(rateLimit.window))} for ${whose} is exhausted`,
+      retryAfterSeconds: wait,
+    })
+
   const decide = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Outcome> =>
     Effect.map(Clock.currentTimeMillis, (now): Outcome => {
       const identified = identify(request)
       if (Either.isLeft(identified)) return Exit.fail(identified.left)
       const entry = identified.right
       const wait = takeToken(entry.name, now)
-      if (wait > 0) {
-        return Exit.fail(
-          new RateLimited({
-            detail: `the rate limit of ${rateLimit.limit} requests per ${Duration.format(Duration.decode(rateLimit.window))} for this credential is exhausted`,
-            retryAfterSeconds: wait,
-          }),
-        )
-      }
+      if (wait > 0) return Exit.fail(limited("this credential", wait))
       return Exit.succeed({
         name: entry.name,
         admin: entry.admin,
@@ -265,7 +334,7 @@ export const makeAuthenticator = (
       })
     })
 
-  return (request) =>
+  const authenticate = (request: HttpServerRequest.HttpServerRequest) =>
     Effect.suspend(() => {
       const known = decided.get(request)
       if (known !== undefined) return known
@@ -274,6 +343,21 @@ export const makeAuthenticator = (
         return outcome
       })
     })
+
+  const limitPublic = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<void, RateLimited> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const identified = identify(request)
+      const wait = Either.isRight(identified)
+        ? takeToken(identified.right.name, now)
+        : takeAddressToken(
+            Option.match(request.remoteAddress, { onNone: () => "(no address)", onSome: addressBucket }),
+            now,
+          )
+      if (wait === 0) return Effect.void
+      return Effect.fail(limited(Either.isRight(identified) ? "this credential" : "this address", wait))
+    })
+
+  return { authenticate, limitPublic }
 }
 
 /** The `api-key` security scheme (its companion header `api-username` is documented alongside). */
@@ -302,10 +386,12 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("@cr
   static readonly layer = (
     credentials: ReadonlyArray<Credential>,
     rateLimit: RateLimit = DEFAULT_RATE_LIMIT,
-  ): Layer.Layer<Authentication> => {
-    const authenticate = makeAuthenticator(credentials, rateLimit)
+  ): Layer.Layer<Authentication> => Authentication.layerAccess(makeAccess(credentials, rateLimit))
+
+  /** The middleware of an {@link Access}, whose buckets the public routes share. */
+  static readonly layerAccess = (access: Access): Layer.Layer<Authentication> => {
     // Both schemes consult the same per-request decision, whatever header carried the credential.
-    const viaRequest = () => Effect.flatMap(HttpServerRequest.HttpServerRequest, authenticate)
+    const viaRequest = () => Effect.flatMap(HttpServerRequest.HttpServerRequest, access.authenticate)
     return Layer.succeed(Authentication, Authentication.of({ bearer: viaRequest, apiKey: viaRequest }))
   }
 }

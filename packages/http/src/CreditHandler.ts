@@ -71,6 +71,13 @@ export interface CreditHandlerOptions<E = unknown> {
   readonly storageRetryAfterSeconds?: number | undefined
   /** Log one line per request (method, route template, status, duration); default true. */
   readonly logRequests?: boolean | undefined
+  /**
+   * The API's public URL, an absolute http:// or https:// URL such as
+   * `https://credit.example.com/billing`: the `servers` entry of the OpenAPI document (Swagger
+   * UI's "Try it out" calls it). Default: derived from each request, the Express mount path
+   * included (see `Server.ApiOptions.publicUrl`).
+   */
+  readonly publicUrl?: string | undefined
 }
 
 /**
@@ -102,6 +109,7 @@ const knownOptions = new Set([
   "maxBodyBytes",
   "storageRetryAfterSeconds",
   "logRequests",
+  "publicUrl",
 ])
 
 const invalid = (detail: string): CreditError => CreditError.fromEngineError(new InvalidRequest({ detail }))
@@ -145,7 +153,20 @@ const check = <E>(options: CreditHandlerOptions<E>): Either.Either<ReadonlyArray
   if (logRequests !== undefined && typeof logRequests !== "boolean") {
     return Either.left(invalid("logRequests: must be true or false"))
   }
+  if (options.publicUrl !== undefined && !isHttpUrl(options.publicUrl)) {
+    return Either.left(invalid("publicUrl: must be an absolute http:// or https:// URL without query or fragment"))
+  }
   return Either.right(credentials.right)
+}
+
+const isHttpUrl = (text: unknown): boolean => {
+  if (typeof text !== "string") return false
+  try {
+    const url = new URL(text)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.search === "" && url.hash === ""
+  } catch {
+    return false
+  }
 }
 
 /** A failure to build the API (engine settings, storage) as the error a Promise user receives. */
@@ -184,6 +205,7 @@ export const createCreditHandler = async <E>(options: CreditHandlerOptions<E>): 
         maxBodyBytes: options.maxBodyBytes,
         storageRetryAfterSeconds: options.storageRetryAfterSeconds,
         logRequests: options.logRequests,
+        publicUrl: options.publicUrl,
       }),
       scope,
     ),

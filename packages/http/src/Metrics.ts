@@ -5,17 +5,11 @@
  *
  * @module
  */
-import { Metric, MetricBoundaries } from "effect"
+import { Metric } from "effect"
+import { keys } from "./internal/metricKeys.js"
 
 /** Requests answered, by `method`, `route` and `status`. */
-export const requests = Metric.counter("creditlock_http_requests_total", {
-  description: "HTTP requests answered, by method, route template and status",
-  incremental: true,
-})
+export const requests = Metric.fromMetricKey(keys.requests)
 
 /** Seconds from a request's arrival to its response, by `method` and `route`. */
-export const requestDuration = Metric.histogram(
-  "creditlock_http_request_duration_seconds",
-  MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 }),
-  "Seconds from a request's arrival to its response, by method and route template",
-)
+export const requestDuration = Metric.fromMetricKey(keys.requestDuration)

@@ -12,8 +12,8 @@
  *   retry with the same `Idempotency-Key` or to read the journal; the item carries `entryId`, the
  *   journal entry the write would have appended, when there is one.
  * - `UNLOCK_INCOMPLETE`: a customer unlock released some holders but not all; the item lists
- *   `released` (with their journal entries) and `pending` holders, and repeating the request
- *   releases the rest.
+ *   `released` (with their journal entries), `pending` holders (not released) and `unknown` ones
+ *   (perhaps released), and repeating the request releases the rest.
  *
  * @module
  */
@@ -143,8 +143,8 @@ export const isProblemLike = (u: unknown): u is ProblemLike =>
 /**
  * One item of a problem body. `retryAfter` (seconds) mirrors the `Retry-After` header on 423, 429
  * and 503. Some errors carry further members (`expiresAt` on CREDIT_LOCKED and LOCK_KEY_MISMATCH,
- * `expiredAt` on LOCK_EXPIRED, `entryId` on OUTCOME_UNKNOWN; `customerId`, `released` and
- * `pending` on UNLOCK_INCOMPLETE).
+ * `expiredAt` on LOCK_EXPIRED, `entryId` on OUTCOME_UNKNOWN; `customerId`, `released`,
+ * `pending` and `unknown` on UNLOCK_INCOMPLETE).
  */
 export const ProblemItem = Schema.Struct(
   {
@@ -205,7 +205,7 @@ export const problemDetail = (error: ProblemLike): string => {
       : `${unconfirmed} Retry the same request with the same Idempotency-Key (a retry returns the original result if the write was applied, and applies it once if it was not), or read the holder's journal for entry ${error.entryId} to see whether it was applied.`
   }
   if (error instanceof UnlockIncomplete) {
-    return `the customer's locks were released on ${error.released.length} holder(s) but not on ${error.pending.length} (listed in "pending"): their release failed or its outcome is unknown. Repeat the same request to release the rest; holders already released are not released again.`
+    return `the customer's locks were released on ${error.released.length} holder(s), not released on ${error.pending.length} (listed in "pending": nothing was written) and perhaps released on ${error.unknown.length} (listed in "unknown": the release was sent but not confirmed). Repeat the same request to release the rest; holders already released are not released again.`
   }
   return error.detail
 }
@@ -222,6 +222,7 @@ const problemMembers = (error: ProblemLike): Record<string, unknown> => {
       customerId: error.customerId,
       released: error.released.map((r) => ({ holder: holderJson(r.holder), entryId: r.entryId })),
       pending: error.pending.map(holderJson),
+      unknown: error.unknown.map(holderJson),
     }
   }
   return {}
@@ -446,7 +447,7 @@ const holderRefOf = (customerId: string, holder: typeof HolderJson.Type) => ({
   holderId: holder.id,
 })
 
-/** 503 UNLOCK_INCOMPLETE as a problem response, listing the holders released and those pending. */
+/** 503 UNLOCK_INCOMPLETE as a problem response, listing the holders released, not released (pending) and unknown. */
 export const UnlockIncompleteProblem = problem(
   UnlockIncomplete,
   (detail, item) =>
@@ -455,6 +456,7 @@ export const UnlockIncompleteProblem = problem(
       customerId: item.customerId,
       released: item.released.map((r) => ({ holder: holderRefOf(item.customerId, r.holder), entryId: r.entryId })),
       pending: item.pending.map((holder) => holderRefOf(item.customerId, holder)),
+      unknown: item.unknown.map((holder) => holderRefOf(item.customerId, holder)),
     }),
   "A customer unlock released some holders but not all: repeat the same request to release the rest (holders already released are not released again)",
   {
@@ -462,8 +464,9 @@ export const UnlockIncompleteProblem = problem(
       customerId: Schema.String,
       released: Schema.Array(Schema.Struct({ holder: HolderJson, entryId: Schema.String })),
       pending: Schema.Array(HolderJson),
+      unknown: Schema.Array(HolderJson),
     },
-    sample: { customerId: "", released: [], pending: [] },
+    sample: { customerId: "", released: [], pending: [], unknown: [] },
   },
 )
 

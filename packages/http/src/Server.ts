@@ -9,6 +9,16 @@
  * stream first (Express's `express.json()`, …), the node:http handlers use what it left in
  * `req.body`, checked like a body they read themselves.
  *
+ * The documents need no credential but count against the rate limit: by the credential a request
+ * presents, otherwise by its remote address (see `Auth`). Their `servers` entry is
+ * `publicUrl` when given, otherwise derived from the request (see {@link ApiOptions.publicUrl}).
+ *
+ * Under a tracer (e.g. `@effect/opentelemetry`'s), each request has a server span with
+ * `http.route` (named `<method> <route template>` by {@link layerServer}, `http.server <method>`
+ * when mounted); the header names in {@link REDACTED_HEADERS}
+ * (credentials, the lock key, the idempotency key, which can fetch a live lock's key again) are
+ * recorded as `<redacted>`.
+ *
  * For code that does not use Effect, `createCreditHandler` (module `CreditHandler`) takes plain
  * options and resolves to a handler that is also an Express middleware.
  *
@@ -21,20 +31,27 @@ import type * as Http from "node:http"
 import { createServer } from "node:http"
 import { CreditEngine, type CreditEngineOptions, type InvalidRequest, type Storage } from "@creditlock/core"
 import {
+  Headers,
   type HttpApi,
   HttpApiBuilder,
   HttpApiSwagger,
+  HttpMiddleware,
   HttpRouter,
   HttpServer,
   type HttpServerError,
 } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Duration, Effect, Layer, ManagedRuntime, type Scope } from "effect"
+import { Duration, Effect, FiberRef, Layer, ManagedRuntime, type Scope } from "effect"
 import { CreditLockApi } from "./Api.js"
-import { Authentication, type Credential, DEFAULT_RATE_LIMIT, type RateLimit } from "./Auth.js"
+import { Authentication, type Credential, DEFAULT_RATE_LIMIT, makeAccess, type RateLimit } from "./Auth.js"
 import { ApiLive } from "./Handlers.js"
 import { guard, routeTemplates } from "./internal/guard.js"
 import { Readiness } from "./Readiness.js"
+
+const pathOf = (url: string): string => {
+  const end = url.search(/[?#]/)
+  return end === -1 ? url : url.slice(0, end)
+}
 
 /** The largest request body accepted by default: 64 KiB. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -59,7 +76,44 @@ export interface ApiOptions {
    * SHUTTING_DOWN. Default: never (a standalone server from {@link layerServer} sets its own).
    */
   readonly draining?: (() => boolean) | undefined
+  /**
+   * The API's public URL (absolute http or https, e.g. `https://credit.example.com/billing`): the
+   * `servers` entry of `/openapi.json` and of the document in `/docs`, so that Swagger UI's "Try
+   * it out" calls it. Default: derived from each request — `/openapi.json` names the scheme
+   * (`https` when `X-Forwarded-Proto` says so), the `Host` and the mount path (Express's
+   * `req.baseUrl`) the request came to; `/docs` names the mount path alone, which Swagger UI
+   * resolves against the page's address. Set it when a proxy changes the host or the path. It is
+   * used as given (trailing slashes dropped); `createCreditHandler` and the `creditlock` server
+   * check it.
+   */
+  readonly publicUrl?: string | undefined
 }
+
+/**
+ * Header names whose values a tracer records as `<redacted>` (beside @effect/platform's own:
+ * `authorization`, `cookie`, `set-cookie`, `x-api-key`).
+ */
+export const REDACTED_HEADERS: ReadonlyArray<string> = [
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "set-cookie",
+  "api-key",
+  "x-api-key",
+  "x-lock-key",
+  "idempotency-key",
+]
+
+/** A public URL as the documents name it: without trailing slashes. */
+const trimPublicUrl = (text: string | undefined): string | undefined =>
+  text === undefined ? undefined : text.replace(/\/+$/, "")
+
+/** {@link REDACTED_HEADERS} for the fibers of the layers built after it (the server's request fibers). */
+const layerRedactedHeaders: Layer.Layer<never> = Layer.scopedDiscard(
+  FiberRef.getWith(Headers.currentRedactedNames, (names) =>
+    Effect.locallyScoped(Headers.currentRedactedNames, [...new Set([...names, ...REDACTED_HEADERS])]),
+  ),
+)
 
 /**
  * The API's routes (with `/openapi.json`, `/docs` and the guard) over the `CreditEngine` and
@@ -70,12 +124,15 @@ export const layerApi = (options: ApiOptions): Layer.Layer<HttpApi.Api, never, C
     ["GET", "/openapi.json"],
     ["GET", "/docs"],
   ])
+  const access = makeAccess(options.credentials, options.rateLimit ?? DEFAULT_RATE_LIMIT)
   const guarded = HttpApiBuilder.middleware(
     guard({
       maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
       storageRetryAfterSeconds: options.storageRetryAfterSeconds ?? 1,
       logRequests: options.logRequests ?? true,
       routeOf,
+      limitPublic: access.limitPublic,
+      documents: { publicUrl: trimPublicUrl(options.publicUrl) },
     }),
   )
   return Layer.mergeAll(
@@ -86,7 +143,7 @@ export const layerApi = (options: ApiOptions): Layer.Layer<HttpApi.Api, never, C
     HttpRouter.setRouterConfig({ maxParamLength: MAX_PARAM_LENGTH, ignoreDuplicateSlashes: false }),
   ).pipe(
     Layer.provideMerge(ApiLive),
-    Layer.provide(Authentication.layer(options.credentials, options.rateLimit ?? DEFAULT_RATE_LIMIT)),
+    Layer.provide(Authentication.layerAccess(access)),
     Layer.provide(
       options.draining === undefined ? Layer.empty : Layer.succeed(Readiness, { draining: options.draining }),
     ),
@@ -177,8 +234,16 @@ export const layerServer = (
         host: options.host ?? "127.0.0.1",
         port: options.port ?? 8080,
       })
+      const routeOf = routeTemplates(CreditLockApi, [
+        ["GET", "/openapi.json"],
+        ["GET", "/docs"],
+      ])
       const serving = HttpApiBuilder.serve().pipe(
+        HttpMiddleware.withSpanNameGenerator(
+          (request) => `${request.method} ${routeOf(request.method, pathOf(request.url))}`,
+        ),
         Layer.provide(layerApi({ ...options, draining: () => state.draining || (options.draining?.() ?? false) })),
+        Layer.provide(layerRedactedHeaders),
       )
       // Built after `serving`, so released before it: the request handler stays attached until
       // every connection has closed, and the engine and storage are released only after that.
@@ -201,7 +266,11 @@ export interface MountOptions<E> extends ApiOptions {
 }
 
 const layerMounted = <E>(options: MountOptions<E>) =>
-  layerApi(options).pipe(Layer.provide(CreditEngine.layer(options.engine)), Layer.provide(options.storage))
+  layerApi(options).pipe(
+    Layer.provide(CreditEngine.layer(options.engine)),
+    Layer.provide(options.storage),
+    Layer.provide(layerRedactedHeaders),
+  )
 
 /**
  * The API as a web handler (`Request` → `Promise<Response>`), for servers and runtimes built on

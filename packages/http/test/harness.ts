@@ -84,6 +84,8 @@ export interface HarnessOptions {
   readonly storage?: Layer.Layer<Storage, unknown>
   /** How long a closing server waits for requests in flight (default: the server's). */
   readonly drainTimeout?: Duration.Duration
+  /** The API's public URL (the documents' `servers`); default: derived from each request. */
+  readonly publicUrl?: string
 }
 
 /** A running server and handles on its internals. */
@@ -109,6 +111,7 @@ export const startServer = async (options: HarnessOptions = {}): Promise<Harness
     credentials,
     ...(options.rateLimit === undefined ? {} : { rateLimit: options.rateLimit }),
     ...(options.drainTimeout === undefined ? {} : { drainTimeout: options.drainTimeout }),
+    ...(options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }),
   }).pipe(
     Layer.provideMerge(CreditEngine.layer(options.engine ?? { lockTtl: Duration.hours(1) })),
     Layer.provideMerge(instrumented(control, options.storage ?? MemoryStorage.layer())),

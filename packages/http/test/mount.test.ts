@@ -1,7 +1,7 @@
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { MemoryStorage } from "@creditlock/memory"
-import { Effect, Exit, Redacted, Scope } from "effect"
+import { Effect, Exit, Layer, Redacted, Scope, Tracer } from "effect"
 import { describe, expect, it } from "vitest"
 import * as Server from "../src/Server.js"
 import { ADMIN, problemOf, request } from "./harness.js"
@@ -32,6 +32,67 @@ describe("web handler", () => {
       expect(big.status).toBe(413)
       expect((await call("GET", "/docs")).status).toBe(200)
       expect((await call("GET", "/nowhere")).status).toBe(404)
+    } finally {
+      await dispose()
+    }
+  })
+})
+
+describe("tracing when mounted", () => {
+  it("records the headers that carry secrets as <redacted>, and the route template", async () => {
+    const recorded: Array<Map<string, unknown>> = []
+    let ids = 0
+    const tracer = Tracer.make({
+      span: (name, parent, context, links, startTime, kind) => {
+        const attributes = new Map<string, unknown>()
+        if (kind === "server") recorded.push(attributes)
+        const span: Tracer.Span = {
+          _tag: "Span",
+          name,
+          spanId: `span-${++ids}`,
+          traceId: "trace",
+          parent,
+          context,
+          status: { _tag: "Started", startTime },
+          attributes,
+          links,
+          sampled: true,
+          kind,
+          end: () => {},
+          attribute: (key, value) => {
+            attributes.set(key, value)
+          },
+          event: () => {},
+          addLinks: () => {},
+        }
+        return span
+      },
+      context: (f) => f(),
+    })
+    const { handler, dispose } = Server.toWebHandler({
+      ...options,
+      storage: Layer.merge(MemoryStorage.layer(), Layer.setTracer(tracer)),
+    })
+    try {
+      const holder = "/credit/v1/customers/cus_traced/contracts/sub_1"
+      await handler(new Request(`http://mounted.test${holder}`, { method: "PUT", headers: auth }))
+      await handler(
+        new Request(`http://mounted.test${holder}/_modify`, {
+          method: "PUT",
+          headers: {
+            ...auth,
+            "x-lock-key": "secret-lock-key-1",
+            "idempotency-key": "secret-reference-1",
+            "api-key": "k",
+          },
+          body: "{}",
+        }),
+      )
+      const modify = recorded.at(-1)
+      expect(modify?.get("http.route")).toBe("/credit/v1/customers/:customerId/:holderType/:holderId/_modify")
+      for (const name of ["authorization", "x-lock-key", "idempotency-key", "api-key"]) {
+        expect(String(modify?.get(`http.request.header.${name}`)), name).toBe("<redacted>")
+      }
     } finally {
       await dispose()
     }

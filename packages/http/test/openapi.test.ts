@@ -3,10 +3,17 @@
  * operations, parameters, responses, security, and that every `$ref` resolves), and against the
  * routes DESIGN promises.
  */
+import * as Http from "node:http"
+import { createRequire } from "node:module"
+import type { AddressInfo } from "node:net"
+import { MemoryStorage } from "@creditlock/memory"
 import { OpenApi } from "@effect/platform"
+import { Duration } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CreditLockApi } from "../src/Api.js"
-import { type Harness, request, startServer } from "./harness.js"
+import { addressBucket } from "../src/Auth.js"
+import { createCreditHandler } from "../src/index.js"
+import { ADMIN, type Harness, problemOf, request, startServer } from "./harness.js"
 
 type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 
@@ -196,7 +203,10 @@ afterAll(async () => {
 describe("/openapi.json", () => {
   it("is a structurally valid OpenAPI 3.x document, generated from the API definition", () => {
     expect(openApiProblems(spec)).toEqual([])
-    expect(spec).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(CreditLockApi))))
+    expect(spec).toEqual({
+      ...JSON.parse(JSON.stringify(OpenApi.fromApi(CreditLockApi))),
+      servers: [{ url: h.base }],
+    })
   })
 
   it("the structural check catches broken documents", () => {
@@ -347,5 +357,145 @@ describe("/openapi.json", () => {
     const problem = schemas.LockKeyMismatchProblem
     expect(problem?.properties).toHaveProperty("error")
     expect(JSON.stringify(problem)).toContain("LOCK_KEY_MISMATCH")
+  })
+})
+
+/** A GET with any headers (Host included), the body as text. */
+const get = (
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Http.IncomingHttpHeaders; text: string }> =>
+  new Promise((resolve, reject) => {
+    const req = Http.request(`${base}${path}`, { headers }, (res) => {
+      let text = ""
+      res.setEncoding("utf8")
+      res.on("data", (chunk: string) => {
+        text += chunk
+      })
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }))
+    })
+    req.on("error", reject)
+    req.end()
+  })
+
+/** The `servers` of the document embedded in the Swagger UI page. */
+const pageServers = (html: string): unknown => {
+  const start = html.indexOf('<script id="swagger-spec" type="application/json">')
+  const end = html.indexOf("</script>", start)
+  return (JSON.parse(html.slice(html.indexOf(">", start) + 1, end)) as { servers?: unknown }).servers
+}
+
+describe("servers", () => {
+  it("are derived from the request: scheme, Host and mount path; each variant has its own ETag", async () => {
+    const port = new URL(h.base).port
+    const plain = await get(h.base, "/openapi.json")
+    expect(JSON.parse(plain.text).servers).toEqual([{ url: h.base }])
+    expect(plain.headers.vary).toBe("accept-encoding, x-forwarded-proto")
+    const proxied = await get(h.base, "/openapi.json", { host: `Credit.Example:${port}`, "x-forwarded-proto": "https" })
+    expect(JSON.parse(proxied.text).servers).toEqual([{ url: `https://credit.example:${port}` }])
+    expect(proxied.headers.etag).not.toBe(plain.headers.etag)
+    // An ETag answers 304 only for the document it tags.
+    expect((await get(h.base, "/openapi.json", { "if-none-match": plain.headers.etag ?? "" })).status).toBe(304)
+    const other = {
+      host: `credit.example:${port}`,
+      "x-forwarded-proto": "https",
+      "if-none-match": plain.headers.etag ?? "",
+    }
+    expect((await get(h.base, "/openapi.json", other)).status).toBe(200)
+    // A Host that is not a host name gives a relative URL rather than echoing it.
+    const odd = await get(h.base, "/openapi.json", { host: "a<b>:1" })
+    expect(JSON.parse(odd.text).servers).toEqual([{ url: "/" }])
+    // The page's embedded document names the mount path, which Swagger UI resolves against the page.
+    const docs = await get(h.base, "/docs", { host: "elsewhere.example" })
+    expect(docs.status).toBe(200)
+    expect(pageServers(docs.text)).toEqual([{ url: "/" }])
+    expect(docs.text).toContain("swagger-ui")
+  })
+
+  it("name the mount path of an API mounted in Express", async () => {
+    const express = createRequire(import.meta.url)("express5") as () => {
+      use(path: string, handler: Http.RequestListener): void
+      listen(port: number, host: string): Http.Server
+    }
+    const credit = await createCreditHandler({
+      storage: MemoryStorage.layer(),
+      credentials: [{ token: ADMIN.token, customers: ["*"] }],
+      logRequests: false,
+    })
+    const app = express()
+    app.use("/billing", credit.handler)
+    const server = app.listen(0, "127.0.0.1")
+    await new Promise((resolve) => server.once("listening", resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const spec = await get(base, "/billing/openapi.json")
+      expect(JSON.parse(spec.text).servers).toEqual([{ url: `${base}/billing` }])
+      expect(pageServers((await get(base, "/billing/docs")).text)).toEqual([{ url: "/billing" }])
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+      await credit.close()
+    }
+  })
+
+  it("are the configured public URL when there is one, in both documents", async () => {
+    const configured = await startServer({ publicUrl: "https://credit.example.com/api/" })
+    try {
+      const spec = await get(configured.base, "/openapi.json", { "x-forwarded-proto": "https" })
+      expect(JSON.parse(spec.text).servers).toEqual([{ url: "https://credit.example.com/api" }])
+      expect(spec.headers.vary).toBe("accept-encoding")
+      expect(pageServers((await get(configured.base, "/docs")).text)).toEqual([
+        { url: "https://credit.example.com/api" },
+      ])
+    } finally {
+      await configured.close()
+    }
+    await expect(
+      createCreditHandler({
+        storage: MemoryStorage.layer(),
+        credentials: [{ token: ADMIN.token, customers: ["*"] }],
+        publicUrl: "ftp://credit.example.com",
+      }),
+    ).rejects.toMatchObject({ status: 400, detail: expect.stringContaining("publicUrl") })
+  })
+})
+
+describe("rate limit of the documents", () => {
+  it("keys an anonymous caller by its IPv4 address, or its IPv6 /64 network", () => {
+    expect(addressBucket("203.0.113.7")).toBe("203.0.113.7")
+    expect(addressBucket("::ffff:203.0.113.7")).toBe("203.0.113.7")
+    expect(addressBucket("2001:db8:0:1:aaaa::1")).toBe("2001:db8:0:1::/64")
+    expect(addressBucket("2001:DB8:0:1:bbbb:cccc:dddd:eeee")).toBe("2001:db8:0:1::/64")
+    expect(addressBucket("2001:db8::1")).toBe("2001:db8:0:0::/64")
+    expect(addressBucket("::1")).toBe("0:0:0:0::/64")
+    expect(addressBucket("fe80::1%eth0")).toBe("fe80:0:0:0::/64")
+  })
+
+  it("counts anonymous callers by address and credentials by credential: 429 with Retry-After beyond it", async () => {
+    const limited = await startServer({ rateLimit: { limit: 3, window: Duration.minutes(1) } })
+    try {
+      expect((await get(limited.base, "/docs")).status).toBe(200)
+      expect((await get(limited.base, "/openapi.json")).status).toBe(200)
+      expect((await get(limited.base, "/openapi.json")).status).toBe(200)
+      for (const path of ["/docs", "/openapi.json"]) {
+        const refused = await get(limited.base, path)
+        expect(refused.status, path).toBe(429)
+        expect(Number(refused.headers["retry-after"])).toBeGreaterThanOrEqual(1)
+        expect(problemOf(JSON.parse(refused.text))?.code).toBe("RATE_LIMITED")
+        expect(problemOf(JSON.parse(refused.text))?.detail).toContain("this address")
+      }
+      // A credential has a bucket of its own, which the API's routes share.
+      const bearer = { authorization: `Bearer ${ADMIN.token}` }
+      expect((await get(limited.base, "/openapi.json", bearer)).status).toBe(200)
+      expect((await get(limited.base, "/credit/v1/customers/c/contracts/nothing", bearer)).status).toBe(404)
+      expect((await get(limited.base, "/docs", bearer)).status).toBe(200)
+      const spent = await get(limited.base, "/docs", bearer)
+      expect(spent.status).toBe(429)
+      expect(problemOf(JSON.parse(spent.text))?.detail).toContain("this credential")
+      // Health is not a document: it stays outside the limit.
+      expect((await get(limited.base, "/healthz")).status).toBe(200)
+    } finally {
+      await limited.close()
+    }
   })
 })

@@ -51,12 +51,13 @@ describe("problem mapping", () => {
     expect(json.error[0]?.detail).toContain("expires with its TTL")
   })
 
-  it("answers UnlockIncomplete with 503 UNLOCK_INCOMPLETE, Retry-After, and the holders released and pending", async () => {
+  it("answers UnlockIncomplete with 503 UNLOCK_INCOMPLETE, Retry-After, and the holders released, pending and unknown", async () => {
     const error = new UnlockIncomplete({
       detail: "part-way",
       customerId: "cus_1",
       released: [{ holder: contract("cus_1", "sub_1"), entryId: "e-1" }],
       pending: [contract("cus_1", "sub_2"), { customerId: "cus_1", holderType: "customers", holderId: "cus_1" }],
+      unknown: [contract("cus_1", "sub_3")],
     })
     const { status, headers, json } = await bodyOf(problemResponse(error, 3))
     expect(status).toBe(503)
@@ -71,8 +72,11 @@ describe("problem mapping", () => {
         { type: "contract", id: "sub_2" },
         { type: "customer", id: "cus_1" },
       ],
+      unknown: [{ type: "contract", id: "sub_3" }],
     })
     expect(json.error[0]?.detail).toContain("Repeat the same request")
+    expect(json.error[0]?.detail).toContain("not released on 2")
+    expect(json.error[0]?.detail).toContain("perhaps released on 1")
   })
 
   it("encodes both as the server writes them, and decodes them back into the engine's classes", () => {
@@ -87,12 +91,14 @@ describe("problem mapping", () => {
       customerId: "cus_1",
       released: [{ holder: contract("cus_1", "sub_1"), entryId: "e-1" }],
       pending: [{ customerId: "cus_1", holderType: "customers", holderId: "cus_1" }],
+      unknown: [contract("cus_1", "sub_2")],
     })
     expect(Schema.encodeSync(UnlockIncompleteProblem)(incomplete)).toEqual(problemBody(incomplete, 1))
     const back = Schema.decodeUnknownSync(UnlockIncompleteProblem)(problemBody(incomplete, 1))
     expect(back).toBeInstanceOf(UnlockIncomplete)
     expect(back.released).toEqual(incomplete.released)
     expect(back.pending).toEqual(incomplete.pending)
+    expect(back.unknown).toEqual(incomplete.unknown)
   })
 })
 
@@ -284,6 +290,7 @@ describe("outcomes end to end", () => {
           customerId: "cus_partial",
           released: [{ holder: { type: "contract", id: "a" }, entryId: releasedA?.id }],
           pending: [{ type: "contract", id: "b" }],
+          unknown: [],
         },
       ],
     })

@@ -1,3 +1,4 @@
+import { connect } from "node:net"
 import { Duration } from "effect"
 import { describe, expect, it } from "vitest"
 import {
@@ -195,6 +196,43 @@ describe("request bodies", () => {
     )
   })
 
+  it("a client that goes away in the middle of its body changes nothing, and the server serves on", async () => {
+    const before = h.control.commits
+    const { port } = new URL(h.base)
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(Number(port), "127.0.0.1", () => {
+          const head = [
+            `PUT ${unlockPath} HTTP/1.1`,
+            "host: 127.0.0.1",
+            `authorization: ${adminJson.authorization}`,
+            "content-type: application/json",
+            "content-length: 1000",
+            `x-request-id: abandoned-${i}`,
+            "",
+            "",
+          ].join("\r\n")
+          socket.write(`${head}{"key":"`, () => {
+            socket.destroy()
+            resolve()
+          })
+        })
+        socket.on("error", reject)
+      })
+    }
+    expectStatus(
+      await request(h.base, "PUT", unlockPath, { headers: adminJson, body: JSON.stringify({ key: "k" }) }),
+      423,
+      "LOCK_KEY_MISMATCH",
+    )
+    expect(h.control.commits).toBe(before)
+    // Each abandoned request ended (its log line is written when it does), none hangs.
+    const ended = () =>
+      h.logs.filter((line) => /"requestId":"abandoned-\d"/.test(line) && line.includes('"route"')).length
+    for (let waited = 0; ended() < 5 && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50))
+    expect(ended()).toBe(5)
+  })
+
   it("refuses media types no route accepts with 415, invalid JSON or UTF-8 with 400", async () => {
     for (const type of [
       "text/plain",
@@ -249,7 +287,7 @@ describe("rate limit", () => {
       expect(retryAfter).toBeGreaterThanOrEqual(1)
       expect(retryAfter).toBeLessThanOrEqual(60)
       expect((await request(limited.base, "GET", holderPath(own), { headers: bearer(LIMITED) })).status).toBe(404)
-      // Health and docs are not rate limited.
+      // Health is not rate limited (the documents are: see the OpenAPI tests).
       expect((await request(limited.base, "GET", "/healthz")).status).toBe(200)
     } finally {
       await limited.close()
@@ -306,18 +344,42 @@ describe("shutdown", () => {
 })
 
 describe("request logs", () => {
-  it("log method, route template, status and duration, and never a token or a lock key", async () => {
+  it("log method, route template, status and duration, and never a token, a lock key or a body", async () => {
     const ref = { customerId: "cus_log", holderType: "contracts", holderId: "log_1" } as const
     await request(h.base, "PUT", holderPath(ref), { headers: adminJson })
     const locked = await request(h.base, "PUT", `${holderPath(ref)}/_lock`, { headers: bearer(ADMIN) })
     const key = (locked.json as { data: { lock: { key: string } } }).data.lock.key
-    await request(h.base, "PUT", `${holderPath(ref)}/_modify`, {
+    // Bodies with a marker of their own: accepted, refused by the schema, not JSON, and without a
+    // JSON Content-Type.
+    const bodies = {
+      accepted: "log-body-marker-accepted-4f1a",
+      refused: "log-body-marker-refused-9c2e",
+      broken: "log-body-marker-broken-71d0",
+      untyped: "log-body-marker-untyped-b83f",
+    }
+    const modified = await request(h.base, "PUT", `${holderPath(ref)}/_modify`, {
       headers: { ...adminJson, "x-lock-key": key },
       body: JSON.stringify({
-        reason: "r",
+        reason: bodies.accepted,
         modifications: [{ type: "monetary", changeAmount: { currencyCode: "GBP", value: 5 } }],
       }),
     })
+    expect(modified.status).toBe(200)
+    const refused = await request(h.base, "PUT", `${holderPath(ref)}/_modify`, {
+      headers: { ...adminJson, "x-lock-key": key },
+      body: JSON.stringify({ reason: "r", modifications: [], [bodies.refused]: bodies.refused }),
+    })
+    expect(refused.status).toBe(400)
+    const broken = await request(h.base, "PUT", `${holderPath(ref)}/_modify`, {
+      headers: { ...adminJson, "x-lock-key": key },
+      body: `{"reason": "${bodies.broken}", `,
+    })
+    expect(broken.status).toBe(400)
+    const untyped = await request(h.base, "PUT", `${holderPath(ref)}/_modify`, {
+      headers: { ...bearer(ADMIN), "x-lock-key": key },
+      body: JSON.stringify({ reason: bodies.untyped }),
+    })
+    expect(untyped.status).toBe(415)
     await request(h.base, "PUT", `${holderPath(ref)}/_unlock`, { headers: adminJson, body: JSON.stringify({ key }) })
     await request(h.base, "PATCH", "/customer/unlock", {
       headers: {
@@ -339,5 +401,9 @@ describe("request logs", () => {
     expect(requests.some((l) => l.annotations.route === "/customer/unlock" && l.annotations.status === 200)).toBe(true)
     const all = h.logs.join("\n")
     for (const secret of [ADMIN.token, LIMITED.token, TRACK.token, key]) expect(all).not.toContain(secret)
+    for (const marker of Object.values(bodies)) expect(all).not.toContain(marker)
+    // The refused requests were logged all the same.
+    expect(requests.filter((l) => l.annotations.status === 400).length).toBeGreaterThanOrEqual(2)
+    expect(requests.some((l) => l.annotations.status === 415)).toBe(true)
   })
 })

@@ -9,7 +9,9 @@
  *
  * Failures: every read failure is StorageUnavailable. A commit is StorageUnavailable when it was
  * certainly not applied (no connection within `connectTimeout`, or an `ERROR` reply: the statement
- * and its transaction were rolled back) and OutcomeUnknown when it may have been (sent, then the
+ * and its transaction were rolled back) — but `Conflict` when that error says it lost a race to
+ * another commit (a serialization failure or a deadlock, in its own implicit transaction) — and
+ * OutcomeUnknown when it may have been (sent, then the
  * connection dropped or was terminated, or no reply within the statement timeout). A commit is
  * sent once or never, and never after its call answered or was interrupted. A pool connection
  * found inside a transaction block (given back without its end) is destroyed, and the call
@@ -17,6 +19,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto"
 import {
   type CommitRequest,
   type CommitResult,
@@ -74,6 +77,18 @@ export interface AdapterOptions {
    * OutcomeUnknown). Default 5 seconds.
    */
   readonly statementTimeout?: Duration.DurationInput | undefined
+  /**
+   * Whether the two statements every operation sends — a holder's load and the commit — run as
+   * named prepared statements (`creditlock_…`), parsed once per connection and then only bound
+   * and executed: less for the server to parse and plan, fewer bytes on the wire. Default `true`.
+   * Set `false` behind a pooler that hands one server session to several clients and does not
+   * track prepared statements (PgBouncer in transaction or statement mode before 1.21, or
+   * without `max_prepared_statements`). A connection whose prepared statement was dropped under
+   * it (`DEALLOCATE`, `DISCARD ALL`) answers that one call StorageUnavailable (not applied) and
+   * is destroyed; the next call prepares on a fresh connection. {@link fromClient} never
+   * prepares: the connection is the caller's.
+   */
+  readonly preparedStatements?: boolean | undefined
 }
 
 /** Options of {@link make} and {@link layer}. */
@@ -130,6 +145,23 @@ interface CommitRow {
   readonly o_holder: string | null
 }
 
+/** A commit row with nothing but its outcome. */
+const NO_ROW: CommitRow = {
+  o_outcome: "",
+  o_revision: null,
+  o_alias: null,
+  o_customer: null,
+  o_type: null,
+  o_holder: null,
+}
+
+/**
+ * Whether an error reply says the statement lost a race to a concurrent transaction and was
+ * rolled back: a serialization failure (40001, what REPEATABLE READ and SERIALIZABLE answer where
+ * READ COMMITTED re-checks the revision) or a deadlock (40P01).
+ */
+const lostRace = (code: string | undefined): boolean => code === "40001" || code === "40P01"
+
 const toRef = (row: RefRow): HolderRef => ({
   customerId: row.customer_id,
   holderType: row.holder_type as HolderType,
@@ -144,30 +176,38 @@ const unique = <A>(values: ReadonlyArray<A>, key: (a: A) => string): ReadonlyArr
   return [...seen.values()]
 }
 
-/** The statement of a commit and its parameters. */
-const commitStatement = (quoted: string, request: CommitRequest) => {
+/**
+ * The name of a prepared statement for `text`: `creditlock_` and a digest of the text, so one
+ * name never stands for two texts (another schema, another version of the adapter).
+ */
+const statementName = (text: string): string =>
+  `creditlock_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`
+
+/** The statement of a commit in the schema `quoted`. */
+const commitStatementText = (quoted: string): string =>
+  `SELECT * FROM ${quoted}.commit_holder($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+
+/** The parameters of a commit's statement. */
+const commitValues = (request: CommitRequest): ReadonlyArray<unknown> => {
   const { ref, expected, entries } = request
   const index = unique(request.index, (k) => `${k.kind}\u0000${k.value}`)
   // Sorted, so that two commits claiming the same aliases take their rows in the same order.
   const claims = [...new Set(request.claims)].sort()
-  return {
-    text: `SELECT * FROM ${quoted}.commit_holder($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-    values: [
-      holderKey(ref),
-      ref.customerId,
-      ref.holderType,
-      ref.holderId,
-      expected === "absent" ? null : expected,
-      encodeDocument(request.document),
-      entries.map((e) => e.seq),
-      entries.map((e) => e.id),
-      entries.map((e) => e.reference ?? null),
-      entries.map((e) => JSON.stringify(e)),
-      index.map((k) => k.kind),
-      index.map((k) => k.value),
-      claims,
-    ],
-  }
+  return [
+    holderKey(ref),
+    ref.customerId,
+    ref.holderType,
+    ref.holderId,
+    expected === "absent" ? null : expected,
+    encodeDocument(request.document),
+    entries.map((e) => e.seq),
+    entries.map((e) => e.id),
+    entries.map((e) => e.reference ?? null),
+    entries.map((e) => JSON.stringify(e)),
+    index.map((k) => k.kind),
+    index.map((k) => k.value),
+    claims,
+  ]
 }
 
 const commitResult = (rows: ReadonlyArray<CommitRow>): CommitResult => {
@@ -197,41 +237,45 @@ const unstorable = (...values: ReadonlyArray<string>): boolean => values.some((v
 
 /** The storage over an executor whose schema is migrated; shared by every constructor. */
 const storageOver = (executor: Executor, { quoted }: Settings): Storage["Type"] => {
-  const read = <R extends object>(operation: string, text: string, values: ReadonlyArray<unknown>) =>
-    executor.run<R & Record<string, unknown>>(text, values).pipe(
+  const read = <R extends object>(operation: string, text: string, values: ReadonlyArray<unknown>, name?: string) =>
+    executor.run<R & Record<string, unknown>>(text, values, name).pipe(
       Effect.map((outcome) => outcome.rows),
       Effect.mapError((f) => unavailable(operation, f)),
     )
+  // The statements every operation sends, prepared by name where the executor prepares.
+  const loadText = `SELECT revision::text AS revision, document FROM ${quoted}.holders WHERE holder_key = $1`
+  const loadName = statementName(loadText)
+  const commitText = commitStatementText(quoted)
+  const commitName = statementName(commitText)
 
   return Storage.of({
     load: (ref) =>
       unstorable(holderKey(ref))
         ? Effect.succeed(Option.none())
-        : Effect.flatMap(
-            read<HolderRow>(
-              "load a holder",
-              `SELECT revision::text AS revision, document FROM ${quoted}.holders WHERE holder_key = $1`,
-              [holderKey(ref)],
-            ),
-            (rows) => {
-              const row = rows[0]
-              if (row === undefined) return Effect.succeed(Option.none())
-              return decode("decode a holder", () =>
-                Option.some({ revision: Number(row.revision), document: decodeDocument(row.document) }),
-              )
-            },
-          ),
+        : Effect.flatMap(read<HolderRow>("load a holder", loadText, [holderKey(ref)], loadName), (rows) => {
+            const row = rows[0]
+            if (row === undefined) return Effect.succeed(Option.none())
+            return decode("decode a holder", () =>
+              Option.some({ revision: Number(row.revision), document: decodeDocument(row.document) }),
+            )
+          }),
     commit: (request) => {
-      const { text, values } = commitStatement(quoted, request)
-      return executor.run<CommitRow & Record<string, unknown>>(text, values).pipe(
+      return executor.run<CommitRow & Record<string, unknown>>(commitText, commitValues(request), commitName).pipe(
         Effect.map((outcome) => outcome.rows),
-        Effect.mapError((failure): StorageUnavailable | OutcomeUnknown =>
-          failure.applied === "no"
-            ? unavailable("commit", failure)
-            : new OutcomeUnknown({
-                detail: `PostgreSQL storage could not confirm a commit: ${describe(failure.cause)}`,
-                cause: failure.cause,
-              }),
+        Effect.catchAll(
+          (failure): Effect.Effect<ReadonlyArray<CommitRow>, StorageUnavailable | OutcomeUnknown> =>
+            // The statement's own transaction lost a race to another commit and was rolled back:
+            // nothing was written, as when the revision check fails.
+            executor.ownTransactions && failure.applied === "no" && lostRace(failure.code)
+              ? Effect.succeed([{ ...NO_ROW, o_outcome: "conflict" }])
+              : Effect.fail(
+                  failure.applied === "no"
+                    ? unavailable("commit", failure)
+                    : new OutcomeUnknown({
+                        detail: `PostgreSQL storage could not confirm a commit: ${describe(failure.cause)}`,
+                        cause: failure.cause,
+                      }),
+                ),
         ),
         // An answer that cannot be read came from a statement that ran: it may have committed.
         Effect.flatMap((rows) =>
@@ -381,7 +425,7 @@ export const make = (
         ),
     )
     yield* migrated(pool, settings)
-    return storageOver(poolExecutor(pool, settings.statementMillis + REPLY_GRACE_MILLIS), settings)
+    return storageOver(poolExecutor(pool, settings.statementMillis + REPLY_GRACE_MILLIS, settings.prepared), settings)
   })
 
 /** The `Storage` of {@link make} as a layer; the pool is ended when the layer is released. */
@@ -413,7 +457,7 @@ export const fromPool = (
   Effect.gen(function* () {
     const settings = yield* settingsOf(options)
     yield* migrated(pool, settings)
-    return storageOver(poolExecutor(pool, settings.statementMillis + REPLY_GRACE_MILLIS), settings)
+    return storageOver(poolExecutor(pool, settings.statementMillis + REPLY_GRACE_MILLIS, settings.prepared), settings)
   })
 
 /** {@link fromPool} as a layer; releasing it leaves the pool open. */

@@ -6,12 +6,12 @@
  */
 import { randomUUID } from "node:crypto"
 import { CreditEngine } from "@creditlock/core"
-import { Storage } from "@creditlock/core/storage"
+import { holderKey, Storage } from "@creditlock/core/storage"
 import { change, contract } from "@creditlock/test-suite"
 import { type Database, freshDatabase, psql } from "@creditlock/test-suite/postgres-server"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Either, Exit, Layer, Redacted } from "effect"
-import { Pool } from "pg"
+import { Config, ConfigProvider, Context, Effect, Either, Exit, Fiber, Layer, Redacted } from "effect"
+import { Client, Pool } from "pg"
 import { PostgresStorage } from "../src/index.js"
 
 // Fails the whole file, saying how to install and start PostgreSQL, when the server is not there.
@@ -19,6 +19,16 @@ const db: Database = await freshDatabase()
 afterAll(() => db.drop())
 
 const sql = (text: string) => Effect.promise(() => psql(db.port, text, db.name))
+
+/** A fresh database whose default isolation is REPEATABLE READ, dropped with the scope. */
+const repeatableReadDatabase = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const database = await freshDatabase()
+    await psql(database.port, `ALTER DATABASE ${database.name} SET default_transaction_isolation = 'repeatable read'`)
+    return database
+  }),
+  (d) => Effect.promise(() => d.drop()),
+)
 
 const schemaName = () => `s_${randomUUID().replaceAll("-", "").slice(0, 20)}`
 
@@ -54,16 +64,7 @@ describe("postgres: migrations", () => {
     "on a database whose default isolation is REPEATABLE READ, 6 storages starting at once still migrate exactly once",
     () =>
       Effect.gen(function* () {
-        const repeatable = yield* Effect.acquireRelease(
-          Effect.promise(() => freshDatabase()),
-          (d) => Effect.promise(() => d.drop()),
-        )
-        yield* Effect.promise(() =>
-          psql(
-            repeatable.port,
-            `ALTER DATABASE ${repeatable.name} SET default_transaction_isolation = 'repeatable read'`,
-          ),
-        )
+        const repeatable = yield* repeatableReadDatabase
         const schema = schemaName()
         const results = yield* Effect.forEach(
           Array.from({ length: 6 }, () =>
@@ -145,6 +146,10 @@ describe("postgres: options", () => {
       expect(timeout.detail).toContain("statementTimeout")
       const pool = yield* failure(Effect.scoped(PostgresStorage.make({ connectionString: db.url, poolSize: 0 })))
       expect(pool.detail).toContain("poolSize")
+      const prepared = yield* failure(
+        Effect.scoped(PostgresStorage.make({ connectionString: db.url, preparedStatements: "yes" as never })),
+      )
+      expect(prepared.detail).toContain("preparedStatements")
       expect(yield* sql(`SELECT count(*) FROM pg_namespace WHERE nspname IN ('Upper', '1abc', 'pg_credit')`)).toBe(
         "0\n",
       )
@@ -242,7 +247,7 @@ describe("postgres: the caller's pool", () => {
 })
 
 describe("postgres: one commit is one statement", () => {
-  it.live("a modification sends exactly one write statement, the call of commit_holder; the rest are reads", () =>
+  it.live("a modification is one statement, the call of commit_holder (the engine plans on its cached snapshot)", () =>
     Effect.gen(function* () {
       const pool = new Pool({ connectionString: db.url, max: 2 })
       pool.on("error", () => undefined)
@@ -267,12 +272,168 @@ describe("postgres: one commit is one statement", () => {
         }).pipe(
           Effect.provide(CreditEngine.layer().pipe(Layer.provide(PostgresStorage.layerFromPool(pool, { schema })))),
         )
-        const writes = sent.filter((text) => !/^\s*SELECT\b/i.test(text) || text.includes("commit_holder"))
-        expect(writes).toEqual([expect.stringContaining(`"${schema}".commit_holder(`)])
-        expect(sent.length).toBeGreaterThan(1)
+        expect(sent).toEqual([expect.stringContaining(`"${schema}".commit_holder(`)])
       } finally {
         yield* Effect.promise(() => pool.end())
       }
     }),
+  )
+})
+
+describe("postgres: prepared statements", () => {
+  /** A pool of the caller's with one connection (so every statement runs on it), ended after use. */
+  const onePool = Effect.acquireRelease(
+    Effect.sync(() => {
+      const pool = new Pool({ connectionString: db.url, max: 1 })
+      pool.on("error", () => undefined)
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end()),
+  )
+
+  /** The names of the prepared statements of the pool's one connection. */
+  const preparedOn = (pool: Pool) =>
+    Effect.promise(() =>
+      pool
+        .query<{ name: string }>("SELECT name FROM pg_prepared_statements ORDER BY name")
+        .then((r) => r.rows.map((row) => row.name)),
+    )
+
+  /** `body` on an engine over `pool`, in a fresh schema, with a holder opened for it. */
+  const onHolder = <A, E>(
+    pool: Pool,
+    options: { readonly preparedStatements?: boolean },
+    body: (ref: ReturnType<typeof contract>, schema: string) => Effect.Effect<A, E, CreditEngine>,
+  ) => {
+    const schema = schemaName()
+    const ref = contract()
+    return Effect.flatMap(CreditEngine, (engine) => engine.openHolder(ref)).pipe(
+      Effect.zipRight(body(ref, schema)),
+      Effect.provide(
+        CreditEngine.layer().pipe(Layer.provide(PostgresStorage.layerFromPool(pool, { schema, ...options }))),
+      ),
+    )
+  }
+
+  const cycle = (ref: ReturnType<typeof contract>, delta: number) =>
+    Effect.gen(function* () {
+      const engine = yield* CreditEngine
+      const { lock } = yield* engine.lock(ref)
+      yield* engine.modify(ref, lock.key, change("GBP", delta))
+      yield* engine.unlock(ref, lock.key)
+    })
+
+  it.live(
+    "the load and the commit are prepared once per connection by default, and never with preparedStatements: false",
+    () =>
+      Effect.gen(function* () {
+        for (const options of [{}, { preparedStatements: false }]) {
+          const pool = yield* onePool
+          const names = yield* onHolder(pool, options, (ref) =>
+            Effect.gen(function* () {
+              yield* cycle(ref, 5)
+              yield* cycle(ref, 6)
+              // A fresh read of the holder (not the engine's cached snapshot) loads it.
+              yield* Effect.flatMap(CreditEngine, (engine) => engine.verify(ref))
+              return yield* preparedOn(pool)
+            }),
+          )
+          if (options.preparedStatements === false) expect(names).toEqual([])
+          else {
+            expect(names).toHaveLength(2)
+            for (const name of names) expect(name).toMatch(/^creditlock_[0-9a-f]{24}$/)
+          }
+        }
+      }).pipe(Effect.scoped),
+  )
+
+  it.live(
+    "a prepared statement dropped under the adapter (DEALLOCATE ALL) fails one call as not applied, and the next prepares afresh",
+    () =>
+      Effect.gen(function* () {
+        const pool = yield* onePool
+        const schema = yield* onHolder(pool, {}, (ref, schema) =>
+          Effect.gen(function* () {
+            const engine = yield* CreditEngine
+            yield* cycle(ref, 5)
+            expect(yield* preparedOn(pool)).toHaveLength(2)
+            yield* Effect.promise(() => pool.query("DEALLOCATE ALL"))
+            // The lock's commit names a statement the server no longer has: refused, not applied.
+            const refused = yield* Effect.either(engine.lock(ref))
+            expect(Either.isLeft(refused) && refused.left._tag).toBe("StorageUnavailable")
+            // That connection was destroyed; the next call prepares on a new one and succeeds.
+            yield* cycle(ref, 7)
+            yield* cycle(ref, 8)
+            expect((yield* engine.getCredit(ref)).current.credit[0]?.amount.value).toBe(20)
+            expect((yield* engine.verify(ref)).ok).toBe(true)
+            return schema
+          }),
+        )
+        const journal = yield* Effect.promise(() =>
+          pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${schema}.journal`),
+        )
+        // Opened and three modifications: the refused lock wrote nothing.
+        expect(journal.rows[0]?.n).toBe("4")
+      }).pipe(Effect.scoped),
+  )
+})
+
+describe("postgres: a database whose default isolation is REPEATABLE READ", () => {
+  it.live(
+    "two engines racing for one holder's lock: one is granted, the other refused — a serialization failure is a conflict, never a 503",
+    () =>
+      Effect.gen(function* () {
+        const repeatable = yield* repeatableReadDatabase
+        const schema = schemaName()
+        // Two engines (as two processes would be), each over a pool of its own on one schema.
+        const engineOn = () =>
+          Effect.map(
+            Layer.build(
+              CreditEngine.layer().pipe(
+                Layer.provide(PostgresStorage.layer({ connectionString: repeatable.url, schema })),
+              ),
+            ),
+            (context) => Context.get(context, CreditEngine),
+          )
+        const a = yield* engineOn()
+        const b = yield* engineOn()
+        // A third session holds the holder's row, so that both commits are sent and wait on it;
+        // once it lets go, one commits and the other, whose snapshot predates that commit, gets
+        // a serialization failure (at READ COMMITTED it would re-check the row and not match).
+        const blocker = new Client({ connectionString: repeatable.url })
+        yield* Effect.acquireRelease(
+          Effect.promise(() => blocker.connect()),
+          () => Effect.promise(() => blocker.end()),
+        )
+        const waiting = () =>
+          Effect.promise(() =>
+            blocker
+              .query<{ n: string }>(
+                "SELECT count(*)::text AS n FROM pg_locks AS l JOIN pg_stat_activity AS s ON s.pid = l.pid WHERE NOT l.granted AND s.datname = current_database()",
+              )
+              .then((r) => Number(r.rows[0]?.n ?? 0)),
+          )
+        for (let round = 0; round < 3; round++) {
+          const ref = contract()
+          yield* a.openHolder(ref)
+          // Both engines hold a snapshot of the free holder, so both plan a grant.
+          yield* b.getCredit(ref)
+          yield* Effect.promise(() => blocker.query("BEGIN"))
+          yield* Effect.promise(() =>
+            blocker.query(`SELECT 1 FROM ${schema}.holders WHERE holder_key = $1 FOR UPDATE`, [holderKey(ref)]),
+          )
+          const race = yield* Effect.fork(
+            Effect.all([Effect.either(a.lock(ref)), Effect.either(b.lock(ref))], { concurrency: 2 }),
+          )
+          const deadline = Date.now() + 20_000
+          while ((yield* waiting()) < 2 && Date.now() < deadline) yield* Effect.sleep("20 millis")
+          expect(yield* waiting(), "both commits wait on the row").toBeGreaterThanOrEqual(2)
+          yield* Effect.promise(() => blocker.query("COMMIT"))
+          const [first, second] = yield* Fiber.join(race)
+          const outcomes = [first, second].map((r) => (Either.isRight(r) ? "granted" : r.left._tag))
+          expect(outcomes.sort()).toEqual(["CreditLocked", "granted"])
+        }
+      }).pipe(Effect.scoped),
+    120_000,
   )
 })

@@ -9,6 +9,7 @@ import { HttpServerError } from "@effect/platform"
 import { Cause, ConfigError, Effect, Option } from "effect"
 import { main } from "./Main.js"
 import { AdapterNotInstalled } from "./Store.js"
+import { TracingNotInstalled } from "./Tracing.js"
 
 /** What a command line asks for. */
 export type Command =
@@ -41,6 +42,13 @@ Configuration (environment):
   CREDIT_METRICS_PORT       serve /metrics (Prometheus text) on this port, apart from the API
                             (default: no metrics listener)
   CREDIT_METRICS_HOST       interface of the metrics listener (default 127.0.0.1)
+  CREDIT_PUBLIC_URL         the API's public URL, the servers entry of the OpenAPI document
+                            (default: derived from each request's Host)
+  OTEL_EXPORTER_OTLP_ENDPOINT
+                            export spans over OTLP/HTTP to <it>/v1/traces (needs
+                            @effect/opentelemetry; default: no tracing); also
+                            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SERVICE_NAME (default
+                            creditlock), OTEL_EXPORTER_OTLP_PROTOCOL (http/json), _HEADERS
   LOG_LEVEL                 all, trace, debug, info, warning, error, fatal or none (default info)
 `
 
@@ -66,7 +74,7 @@ const systemError = (u: unknown): { code?: string; address?: string; port?: numb
  */
 const refusal = (error: unknown): Option.Option<string> => {
   if (ConfigError.isConfigError(error)) return Option.some(`invalid configuration: ${String(error)}`)
-  if (error instanceof AdapterNotInstalled) return Option.some(error.message)
+  if (error instanceof AdapterNotInstalled || error instanceof TracingNotInstalled) return Option.some(error.message)
   if (error instanceof HttpServerError.ServeError) {
     const { code, address, port } = systemError(error.cause)
     const where =

@@ -15,6 +15,10 @@
  * | `CREDIT_DRAIN_SECONDS` | `5` | on SIGTERM/SIGINT, how long requests in flight may take to finish |
  * | `CREDIT_METRICS_PORT` | none (no metrics listener) | serve `/metrics` (Prometheus text) on this port, apart from the API |
  * | `CREDIT_METRICS_HOST` | `127.0.0.1` | interface of the metrics listener |
+ * | `CREDIT_PUBLIC_URL` | derived from each request | the API's public URL, the `servers` entry of the OpenAPI document (http/https) |
+ * | `OTEL_EXPORTER_OTLP_ENDPOINT` | none (no tracing) | export spans over OTLP/HTTP to `<it>/v1/traces`; the other `OTEL_*` variables are in `Tracing` |
+ * | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | none | the traces URL, used as it is |
+ * | `OTEL_SERVICE_NAME` | `creditlock` | the service name of the exported spans |
  * | `LOG_LEVEL` | `info` | `all`, `trace`, `debug`, `info`, `warning`, `error`, `fatal` or `none` |
  *
  * Every line it writes is a JSON object (Effect's `Logger.json`): start-up (the URL, the docs URL,
@@ -35,6 +39,7 @@ import { Config, ConfigError, Duration, Effect, Either, Layer, Logger, LogLevel,
 import { generateAdminCredential, parseCredentials } from "./Credentials.js"
 import * as MetricsListener from "./Metrics.js"
 import { DEFAULT_STORE, describeStore, parseStore, type StoreConfig, layer as storeLayer } from "./Store.js"
+import * as Tracing from "./Tracing.js"
 
 /** Everything the server program is configured with. */
 export interface MainConfig {
@@ -53,10 +58,38 @@ export interface MainConfig {
   readonly drainSeconds?: number | undefined
   /** Where `/metrics` listens, apart from the API; none: no metrics listener. */
   readonly metrics?: Option.Option<{ readonly host: string; readonly port: number }> | undefined
+  /** The API's public URL (the OpenAPI document's `servers`); none: derived from each request. */
+  readonly publicUrl?: Option.Option<string> | undefined
+  /** Where spans are exported; none: no tracer is installed. */
+  readonly tracing?: Option.Option<Tracing.TracingConfig> | undefined
 }
 
 const fromEither = <A>(name: string, either: Either.Either<A, string>): Either.Either<A, ConfigError.ConfigError> =>
   Either.mapLeft(either, (message) => ConfigError.InvalidData([name], message))
+
+/**
+ * `CREDIT_PUBLIC_URL`: an absolute http(s) URL without credentials, query or fragment; its
+ * trailing slashes are dropped (`https://credit.example/` → `https://credit.example`).
+ */
+const publicUrl = (text: string): Either.Either<string, ConfigError.ConfigError> => {
+  const invalid = Either.left(
+    ConfigError.InvalidData(
+      ["CREDIT_PUBLIC_URL"],
+      "must be an absolute http:// or https:// URL without credentials, query or fragment, e.g. https://credit.example.com",
+    ),
+  )
+  let url: URL
+  try {
+    url = new URL(text.trim())
+  } catch {
+    return invalid
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return invalid
+  if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "" || /[?#]/.test(text)) {
+    return invalid
+  }
+  return Either.right(`${url.origin}${url.pathname.replace(/\/+$/, "")}`)
+}
 
 const integer = (name: string, min: number, max: number, fallback: number): Config.Config<number> =>
   Config.integer(name).pipe(
@@ -121,7 +154,27 @@ export const config: Config.Config<MainConfig> = Config.all({
       ),
     ),
   }).pipe(Config.map(({ host, port }) => Option.map(port, (p) => ({ host, port: p })))),
+  publicUrl: Config.option(Config.string("CREDIT_PUBLIC_URL")).pipe(
+    Config.mapOrFail((text) =>
+      Option.match(
+        Option.filter(text, (t) => t.trim() !== ""),
+        {
+          onNone: () => Either.right(Option.none()),
+          onSome: (t) => Either.map(publicUrl(t), Option.some),
+        },
+      ),
+    ),
+  ),
+  tracing: Tracing.config,
 })
+
+/** A URL without its user name and password, for logs. */
+const describeUrl = (text: string): string => {
+  const url = new URL(text)
+  url.username = ""
+  url.password = ""
+  return url.toString()
+}
 
 const urlOf = (address: HttpServer.Address): string =>
   address._tag === "UnixAddress"
@@ -144,6 +197,10 @@ export const layer = (mainConfig: MainConfig) => {
           docs: `${url}/docs`,
           openapi: `${url}/openapi.json`,
           store: describeStore(mainConfig.store),
+          ...Option.match(mainConfig.tracing ?? Option.none(), {
+            onNone: () => ({}),
+            onSome: (tracing) => ({ traces: `${describeUrl(tracing.url)} (service ${tracing.serviceName})` }),
+          }),
         }),
       )
       if (generated !== undefined) {
@@ -159,6 +216,10 @@ export const layer = (mainConfig: MainConfig) => {
   const stopped = Layer.scopedDiscard(
     Effect.addFinalizer(() => (listened ? Effect.logInfo("creditlock stopped") : Effect.void)),
   )
+  const tracing = Option.match(mainConfig.tracing ?? Option.none(), {
+    onNone: () => Layer.empty,
+    onSome: Tracing.layer,
+  })
   const metrics = Option.match(mainConfig.metrics ?? Option.none(), {
     onNone: () => Layer.empty,
     onSome: (listen) => MetricsListener.layer(listen),
@@ -171,6 +232,7 @@ export const layer = (mainConfig: MainConfig) => {
         credentials,
         rateLimit: { limit: mainConfig.rateLimitPerMinute, window: Duration.minutes(1) },
         drainTimeout: Duration.seconds(mainConfig.drainSeconds ?? 5),
+        publicUrl: Option.getOrUndefined(mainConfig.publicUrl ?? Option.none()),
       }),
     ),
     Layer.provide(
@@ -187,6 +249,9 @@ export const layer = (mainConfig: MainConfig) => {
       }),
     ),
     Layer.provide(storeLayer(mainConfig.store)),
+    // Built before the store and the server, so that every request fiber has the tracer; released
+    // after them, so that the spans of the drained requests are sent before the process ends.
+    Layer.provide(tracing),
     Layer.provide(stopped),
   )
 }

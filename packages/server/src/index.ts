@@ -2,7 +2,7 @@
  * @creditlock/server: the `creditlock` executable, a standalone server for the creditlock HTTP API
  * (@creditlock/http). It owns what a program needs and a library does not: configuration from the
  * environment, the choice of store (`CREDIT_STORE`) and loading its adapter, the credentials file
- * format, signals and logs.
+ * format, signals, logs and traces.
  *
  * @module
  */
@@ -11,3 +11,4 @@ export * as Credentials from "./Credentials.js"
 export * as Main from "./Main.js"
 export * as Metrics from "./Metrics.js"
 export * as Store from "./Store.js"
+export * as Tracing from "./Tracing.js"

@@ -21,8 +21,9 @@ const entry = "packages/server/src/bin.ts"
  */
 const hiding = (packages: ReadonlyArray<string>): string => {
   const hooks = `export async function resolve(specifier, context, next) {
-    if (${JSON.stringify(packages)}.includes(specifier)) {
-      const error = new Error("Cannot find package '" + specifier + "' imported from " + context.parentURL)
+    const hidden = ${JSON.stringify(packages)}.find((p) => specifier === p || specifier.startsWith(p + "/"))
+    if (hidden !== undefined) {
+      const error = new Error("Cannot find package '" + hidden + "' imported from " + context.parentURL)
       error.code = "ERR_MODULE_NOT_FOUND"
       throw error
     }
@@ -332,5 +333,17 @@ describe("pnpm start", () => {
     expect(badCredentials.code).not.toBe(0)
     expect(badCredentials.output).toContain("CREDIT_CREDENTIALS[0].token")
     expect(badCredentials.output).not.toContain("super-secret")
+  })
+
+  it("refuses tracing without @effect/opentelemetry installed, naming the package, with status 1", async () => {
+    const noTracing = await runToExit(
+      { CREDIT_STORE: "memory:", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1" },
+      { hide: ["@effect/opentelemetry"] },
+    )
+    expect(noTracing.code).toBe(1)
+    expect(noTracing.stderr).toContain("needs the package @effect/opentelemetry")
+    expect(noTracing.stderr).toContain("npm install @effect/opentelemetry")
+    expect(noTracing.stderr).not.toMatch(/^\s+at /m)
+    expect(noTracing.output).not.toContain("listening on")
   })
 })

@@ -1,9 +1,10 @@
-import { ConfigProvider, Effect, Either, Option, Redacted } from "effect"
+import { HttpServer } from "@effect/platform"
+import { ConfigProvider, Effect, Either, Layer, Logger, ManagedRuntime, Option, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
 import { parse, usage } from "../src/Cli.js"
 import { parseCredentials } from "../src/Credentials.js"
 import { isPackageNotFound } from "../src/internal/importAdapter.js"
-import { config } from "../src/Main.js"
+import { config, layer } from "../src/Main.js"
 import { AdapterNotInstalled, DEFAULT_STORE, describeStore, parseStore } from "../src/Store.js"
 
 const right = <A>(either: Either.Either<A, string>): A => {
@@ -153,6 +154,60 @@ describe("server configuration", () => {
       { CREDIT_LOCK_KEY_SECRET: "short" },
     ]) {
       expect(Either.isLeft(await read(env))).toBe(true)
+    }
+  })
+})
+
+describe("CREDIT_PUBLIC_URL", () => {
+  const read = (value: string) =>
+    Effect.runPromise(
+      Effect.either(Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map([["CREDIT_PUBLIC_URL", value]])))),
+    )
+
+  it("takes an absolute http(s) URL, without its trailing slashes; unset or empty: derived", async () => {
+    const ok = await read("https://Credit.Example.com/billing/")
+    expect(Either.isRight(ok) && ok.right.publicUrl).toEqual(Option.some("https://credit.example.com/billing"))
+    const plain = await read("http://127.0.0.1:8080")
+    expect(Either.isRight(plain) && plain.right.publicUrl).toEqual(Option.some("http://127.0.0.1:8080"))
+    const empty = await read("")
+    expect(Either.isRight(empty) && empty.right.publicUrl).toEqual(Option.none())
+  })
+
+  it("is the servers entry of the OpenAPI document the server serves", async () => {
+    const provider = ConfigProvider.fromMap(
+      new Map([
+        ["PORT", "0"],
+        ["CREDIT_STORE", "memory:"],
+        ["CREDIT_CREDENTIALS", '[{"token":"public-url-token","customers":["*"]}]'],
+        ["CREDIT_PUBLIC_URL", "https://credit.example.com/billing"],
+      ]),
+    )
+    const mainConfig = Effect.runSync(Effect.withConfigProvider(config, provider))
+    const runtime = ManagedRuntime.make(
+      layer(mainConfig).pipe(Layer.provide(Logger.replace(Logger.defaultLogger, Logger.none))),
+    )
+    try {
+      const address = await runtime.runPromise(Effect.map(HttpServer.HttpServer, (server) => server.address))
+      const port = address._tag === "TcpAddress" ? address.port : 0
+      const spec = (await (await fetch(`http://127.0.0.1:${port}/openapi.json`)).json()) as { servers: unknown }
+      expect(spec.servers).toEqual([{ url: "https://credit.example.com/billing" }])
+    } finally {
+      await runtime.dispose()
+    }
+  })
+
+  it("refuses anything else, naming the variable", async () => {
+    for (const bad of [
+      "credit.example.com",
+      "/billing",
+      "ftp://credit.example.com",
+      "https://u:p@x.example",
+      "https://x.example/?a=1",
+      "https://x.example/#top",
+    ]) {
+      const result = await read(bad)
+      expect(Either.isLeft(result), bad).toBe(true)
+      expect(Either.isLeft(result) && String(result.left), bad).toContain("CREDIT_PUBLIC_URL")
     }
   })
 })

@@ -1,48 +1,41 @@
 /**
  * `/metrics` scraped for real from the `creditlock` executable: its own listener, the Prometheus
- * text format, and values that move with the requests made.
+ * text format, and values that move with the requests made — commit conflicts and retries (two
+ * processes on one SQLite file) and threshold events included.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
+import type { ChildProcess } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { startBin } from "./harness.js"
 
-const root = fileURLToPath(new URL("../../..", import.meta.url))
 const TOKEN = "metrics-test-admin-token-91c2"
 const children: Array<ChildProcess> = []
+const dirs: Array<string> = []
 afterAll(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
 
-const start = (): Promise<{ api: string; metrics: string; child: ChildProcess; output: () => string }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/bin.ts", "serve"], {
-      cwd: root,
-      env: {
-        ...process.env,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        CREDIT_STORE: "memory:",
-        CREDIT_METRICS_PORT: "0",
-        CREDIT_CREDENTIALS: JSON.stringify([{ token: TOKEN, customers: ["*"] }]),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    children.push(child)
-    let output = ""
-    const timer = setTimeout(() => reject(new Error(`the server did not start:\n${output}`)), 60_000)
-    const read = (chunk: Buffer) => {
-      output += chunk.toString("utf8")
-      const api = /"creditlock listening on (http:\/\/127\.0\.0\.1:\d+) /.exec(output)?.[1]
-      const metrics = /"metrics":"(http:\/\/127\.0\.0\.1:\d+\/metrics)"/.exec(output)?.[1]
-      if (api !== undefined && metrics !== undefined) {
-        clearTimeout(timer)
-        resolve({ api, metrics, child, output: () => output })
-      }
-    }
-    child.stdout.on("data", read)
-    child.stderr.on("data", read)
-    child.once("exit", (code) => reject(new Error(`the server exited (${code}):\n${output}`)))
-  })
+const metricsUrl = (output: string) => /"metrics":"(http:\/\/127\.0\.0\.1:\d+\/metrics)"/.exec(output)?.[1]
+
+/** The bin with a metrics listener on a free port (and `env` on top); resolves once both listen. */
+const start = async (env: Record<string, string> = {}) => {
+  const running = await startBin(
+    TOKEN,
+    { CREDIT_METRICS_PORT: "0", ...env },
+    children,
+    (output) => metricsUrl(output) !== undefined,
+  )
+  return { ...running, metrics: metricsUrl(running.output()) as string }
+}
+
+const scrape = async (url: string) => {
+  const r = await fetch(url)
+  expect(r.status).toBe(200)
+  return r.text()
+}
 
 /** The value of one sample (`name{labels}`), or 0 when the series does not exist yet. */
 const sample = (text: string, series: string): number => {
@@ -87,6 +80,17 @@ describe("/metrics", () => {
       expect(sample(after, lockCount) - sample(before, lockCount)).toBe(2)
       expect(after).toContain("# TYPE creditlock_http_request_duration_seconds histogram")
       expect(after).toContain('creditlock_operation_duration_seconds_bucket{operation="lock",le="+Inf"}')
+      // Released through the API: the engine's hold time is scraped too.
+      const hold = "creditlock_lock_hold_seconds_count"
+      const unlocked = await fetch(`${server.api}${holder}/_unlock`, {
+        method: "PUT",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ key }),
+      })
+      expect(unlocked.status).toBe(204)
+      const released = await scrape()
+      expect(sample(released, hold) - sample(after, hold)).toBe(1)
+      expect(released).toContain("# TYPE creditlock_lock_hold_seconds histogram")
       // Ids, tokens and keys stay out of the labels.
       expect(after).not.toContain("m1")
       expect(after).not.toContain(TOKEN)
@@ -95,6 +99,80 @@ describe("/metrics", () => {
       expect((await fetch(`${server.api}/metrics`)).status).toBe(404)
     } finally {
       server.child.kill("SIGTERM")
+    }
+  }, 120_000)
+
+  it("counts commit conflicts and their retries (two processes on one SQLite file) and threshold events", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "creditlock-metrics-"))
+    dirs.push(dir)
+    const store = { CREDIT_STORE: `sqlite:${join(dir, "credit.sqlite")}` }
+    const a = await start(store)
+    const b = await start(store)
+    try {
+      const auth = { authorization: `Bearer ${TOKEN}` }
+      const json = { ...auth, "content-type": "application/json" }
+      const holder = "/credit/v1/customers/m2/contracts/s2"
+      const opened = await fetch(`${a.api}${holder}`, {
+        method: "PUT",
+        headers: json,
+        body: JSON.stringify({ balanceGroupId: "bg-metrics-2" }),
+      })
+      expect(opened.status).toBe(201)
+      const lockAndRelease = async (api: string) => {
+        const locked = await fetch(`${api}${holder}/_lock`, { method: "PUT", headers: auth })
+        expect(locked.status).toBe(201)
+        const key = ((await locked.json()) as { data: { lock: { key: string } } }).data.lock.key
+        return {
+          key,
+          release: async () => {
+            const r = await fetch(`${api}${holder}/_unlock`, {
+              method: "PUT",
+              headers: json,
+              body: JSON.stringify({ key }),
+            })
+            expect(r.status).toBe(204)
+          },
+        }
+      }
+      const conflicts = 'creditlock_commit_conflicts_total{operation="lock"}'
+      const stale = 'creditlock_commit_retries_total{operation="lock",reason="stale_snapshot"}'
+      const before = await scrape(a.metrics)
+
+      // b moves the holder on; a's lock is planned on the snapshot a kept from the opening,
+      // which the store refuses (the revision moved), and is planned again on a fresh load.
+      await (await lockAndRelease(b.api)).release()
+      const held = await lockAndRelease(a.api)
+      const after = await scrape(a.metrics)
+      expect(sample(after, conflicts) - sample(before, conflicts)).toBe(1)
+      expect(sample(after, stale) - sample(before, stale)).toBe(1)
+      await held.release()
+
+      // A debit past 50 % of the balance group's limit fires one percentage threshold.
+      const limits = await fetch(`${a.api}/bcws/webresources/v1.0/billunits/balancegroups/creditlimit/bg-metrics-2`, {
+        method: "POST",
+        headers: json,
+        body: JSON.stringify({ resourceId: 826, limit: "100.00", thresholds: "50" }),
+      })
+      expect(limits.status).toBe(201)
+      const thresholds = 'creditlock_threshold_events_total{kind="percentage"}'
+      const beforeDebit = await scrape(a.metrics)
+      const debit = await lockAndRelease(a.api)
+      const modified = await fetch(`${a.api}${holder}/_modify`, {
+        method: "PUT",
+        headers: { ...json, "x-lock-key": debit.key },
+        body: JSON.stringify({
+          reason: "usage",
+          modifications: [{ type: "monetary", changeAmount: { currencyCode: "GBP", value: -6_000 } }],
+        }),
+      })
+      expect(modified.status, await modified.clone().text()).toBe(200)
+      await debit.release()
+      const afterDebit = await scrape(a.metrics)
+      expect(sample(afterDebit, thresholds) - sample(beforeDebit, thresholds)).toBe(1)
+      expect(afterDebit).toContain("# TYPE creditlock_threshold_events_total counter")
+    } finally {
+      a.child.kill("SIGTERM")
+      b.child.kill("SIGTERM")
     }
   }, 120_000)
 })

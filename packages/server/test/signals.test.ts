@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as Http from "node:http"
+import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -41,7 +42,15 @@ const launch = (command: string, args: ReadonlyArray<string>, env: Record<string
   new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: root,
-      env: { ...process.env, HOST: "127.0.0.1", PORT: "0", CREDIT_CREDENTIALS: credentials, ...env },
+      env: {
+        ...process.env,
+        // pnpm's update notice would be a line of its own among the server's.
+        npm_config_update_notifier: "false",
+        HOST: "127.0.0.1",
+        PORT: "0",
+        CREDIT_CREDENTIALS: credentials,
+        ...env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
       // Its own process group, as under a supervisor: whatever it signals stays among its processes.
       detached: true,
@@ -184,13 +193,21 @@ const stopUnderLoad = async (command: string, args: ReadonlyArray<string>) => {
   const exit = await started.exited
   // A client still being answered now talks to a server left behind: stop them all here.
   traffic.stop()
-  // Nothing the start command created outlives it (the server, when a wrapper started it).
-  for (const child of descendants) expect(alive(child), `process ${child} still runs`).toBe(false)
+  // Nothing the start command created outlives it (the server, when a wrapper started it). A
+  // helper process of the TypeScript loader (esbuild's service) ends when its parent's pipes
+  // close, a moment after that parent: allowed a second, no more.
+  for (const child of descendants) {
+    for (let waited = 0; alive(child) && waited < 1000; waited += 20) await sleep(20)
+    expect(alive(child), `process ${child} still runs`).toBe(false)
+  }
   await traffic.finished
   expect(exit, started.output()).toEqual({ code: 0, signal: null, at: exit.at })
   expect(exit.at - signalled, "exit within the drain deadline").toBeLessThan(DRAIN_SECONDS * 1000 + EXIT_MARGIN_MS)
   expect(before, "the server was under load when signalled").toBeGreaterThan(0)
   const output = started.output()
+  // Every line is the server's JSON, but for pnpm's own banner before it (`> creditlock@ start …`).
+  const lines = output.split("\n").filter((line) => line !== "" && !(command === "pnpm" && line.startsWith("> ")))
+  for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow()
   expect(output).toContain('"creditlock stopping: finishing requests in flight"')
   expect(output).toContain('"creditlock stopped"')
   expect(output).not.toContain(TOKEN)
@@ -258,6 +275,95 @@ describe("the drain deadline and a second signal", () => {
     // Not the 60 s drain: the second signal ended the process.
     expect(exit.at - second).toBeLessThan(5_000)
     expect(exit.code === 0 && exit.signal === null).toBe(false)
+  }, 120_000)
+
+  it("answers /readyz 503 SHUTTING_DOWN, with Connection: close, to a request that arrives while draining", async () => {
+    const started = await serve({ CREDIT_DRAIN_SECONDS: "5" })
+    // A request in flight holds the drain open; a second connection has begun its request
+    // (a connection in the middle of a request is not idle, so draining does not close it).
+    const request = stalled(started.base)
+    const port = Number(new URL(started.base).port)
+    const probe = Net.connect(port, "127.0.0.1")
+    let reply = ""
+    probe.setEncoding("utf8")
+    probe.on("data", (chunk: string) => {
+      reply += chunk
+    })
+    const ended = new Promise<void>((resolve) => probe.once("close", () => resolve()))
+    await new Promise<void>((resolve) => probe.once("connect", () => resolve()))
+    probe.write("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    await sleep(200)
+    const before = await new Promise<number>((resolve) =>
+      Http.get(`${started.base}/readyz`, { agent: false }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      }),
+    )
+    expect(before, "ready before the signal").toBe(200)
+    process.kill(started.child.pid ?? -1, "SIGINT")
+    const deadline = Date.now() + 30_000
+    while (!started.output().includes("creditlock stopping") && Date.now() < deadline) await sleep(20)
+    expect(started.output()).toContain("creditlock stopping")
+    probe.write("\r\n")
+    await ended
+    expect(reply).toMatch(/^HTTP\/1\.1 503 /)
+    expect(reply.toLowerCase()).toContain("connection: close")
+    expect(reply).toContain("SHUTTING_DOWN")
+    // New connections are refused: the listener is closed.
+    const refused = await new Promise<string>((resolve) => {
+      const socket = Net.connect(port, "127.0.0.1")
+      socket.once("connect", () => {
+        socket.destroy()
+        resolve("connected")
+      })
+      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"))
+    })
+    expect(refused).toBe("ECONNREFUSED")
+    const exit = await started.exited
+    expect(exit, started.output()).toEqual({ code: 0, signal: null, at: exit.at })
+    expect(await request.closed).toMatch(/socket hang up|ECONNRESET/)
+  }, 120_000)
+
+  it("drains on SIGINT as on SIGTERM: the request in flight is answered, and the process exits 0", async () => {
+    const started = await serve({ CREDIT_DRAIN_SECONDS: "5" })
+    const agent = new Http.Agent({ keepAlive: true })
+    expect(await send(agent, started.base, "PUT", "/credit/v1/customers/sig/contracts/int")).toMatchObject({
+      _tag: "Answered",
+      status: 201,
+    })
+    // A body sent only after the signal: the request is in flight (its headers read, as the
+    // server's 100 Continue shows) while the server drains.
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = Http.request(`${started.base}/credit/v1/customers/sig/contracts/int/_lock`, {
+        method: "PUT",
+        agent,
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          "content-type": "application/json",
+          "content-length": "2",
+          expect: "100-continue",
+        },
+      })
+      req.on("response", (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      req.on("error", reject)
+      req.on("continue", () => {
+        void (async () => {
+          process.kill(started.child.pid ?? -1, "SIGINT")
+          const deadline = Date.now() + 30_000
+          while (!started.output().includes("creditlock stopping") && Date.now() < deadline) await sleep(20)
+          req.end("{}")
+        })()
+      })
+      req.flushHeaders()
+    })
+    expect(await answered).toBe(201)
+    agent.destroy()
+    const exit = await started.exited
+    expect(exit, started.output()).toEqual({ code: 0, signal: null, at: exit.at })
+    expect(started.output()).toContain('"creditlock stopped"')
   }, 120_000)
 
   it("writes every line as JSON", async () => {

@@ -149,10 +149,10 @@ describe("sqlite: driver failures become StorageUnavailable", () => {
       const reader = yield* Layer.build(engineOver(SqliteStorage.layerFromDatabase(readonly)))
       yield* Effect.gen(function* () {
         const engine = yield* CreditEngine
-        expect((yield* engine.verify(holder)).ok).toBe(true)
         yield* Effect.flatMap(CreditEngine, (e) => e.unlockCustomer({ customerId: holder.customerId })).pipe(
           Effect.provide(writer),
         )
+        expect((yield* engine.verify(holder)).ok).toBe(true)
         const before = yield* stored(holder)
         expect(Option.isSome(before.holder)).toBe(true)
         const error = yield* expectUnavailable(engine.lock(holder))

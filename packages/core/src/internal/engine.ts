@@ -13,7 +13,6 @@ import {
   Effect,
   Either,
   Exit,
-  Metric,
   Option,
   ParseResult,
   PubSub,
@@ -35,21 +34,24 @@ import type { CreditEvent } from "../Events.js"
 import { HolderRef, OpenHolderOptions } from "../Holder.js"
 import type { JournalEntry, JournalPage } from "../Journal.js"
 import { CreditLimitRequest, type CreditLimitRequestInput } from "../Limits.js"
-import type { LockOptions, TryLockResult } from "../Lock.js"
-import * as Metrics from "../Metrics.js"
+import type { LockOptions, LockState, TryLockResult } from "../Lock.js"
 import { ModifyRequest, type ModifyRequestInput } from "../Modification.js"
 import { holderKey, type LookupKey, Storage } from "../Storage.js"
 import { adminUnlockTransaction, lookupKey, resolveCustomer } from "./customerUnlock.js"
+import { fastKey, fastLockOptions, fastModify, fastRef, LockOptionsSchema, plainWith } from "./fastInput.js"
 import { openTransaction, requireOpen, view } from "./holder.js"
 import { verifyJournal } from "./journal.js"
 import { deriveLockKey, generateLockKey, hashLockKey, sha256 } from "./keys.js"
 import { limitsView, setLimitsTransaction } from "./limits.js"
-import { extendTransaction, lockTransaction, unlockTransaction } from "./lock.js"
+import { extendTransaction, lockTransaction, refusingLock, unlockTransaction } from "./lock.js"
+import * as metrics from "./metrics.js"
+import { record } from "./metrics.js"
 import { checkDistinct, modifyTransaction } from "./modification.js"
 import { durationSetting, validateOptions } from "./options.js"
 import type { Transaction } from "./plan.js"
-import { Id, Reference } from "./schemas.js"
-import { annotate, traced as tracedAs } from "./tracing.js"
+import { Id, LockKeyText, Reason } from "./schemas.js"
+import { SnapshotCache } from "./snapshotCache.js"
+import { annotate, defaultTracer, traced as tracedAs } from "./tracing.js"
 import { transact as runTransaction } from "./transact.js"
 import { withLock as makeWithLock } from "./withLock.js"
 
@@ -66,81 +68,54 @@ const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
   return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
 }
 
-/**
- * The tagged metric for `tags`, made once and reused: a tagged metric is a new metric key, whose
- * hash the registry computes again for every new key object.
- */
-const taggedOnce = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>) => {
-  const made = new Map<string, Metric.Metric<Type, In, Out>>()
-  return (...tags: ReadonlyArray<readonly [string, string]>): Metric.Metric<Type, In, Out> => {
-    const id = tags.map(([k, v]) => `${k}\u0000${v}`).join("\u0001")
-    let tagged = made.get(id)
-    if (tagged === undefined) {
-      tagged = tags.reduce((m, [k, v]) => Metric.tagged(m, k, v), metric)
-      made.set(id, tagged)
-    }
-    return tagged
-  }
-}
-
-const operations = taggedOnce(Metrics.engineOperations)
-const durations = taggedOnce(Metrics.engineOperationDuration)
-const lockRefusals = taggedOnce(Metrics.engineLockRefusals)
-
 /** Records an operation's outcome and duration (`Metrics`). */
 const measured = <A, E, R>(operation: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.suspend(() => {
     const started = performance.now()
-    return Effect.onExit(effect, (exit) => {
-      const outcome = outcomeOf(exit)
-      const seconds = (performance.now() - started) / 1000
-      return Effect.zipRight(
-        Metric.increment(operations(["operation", operation], ["outcome", outcome])),
-        Effect.zipRight(
-          Metric.update(durations(["operation", operation]), seconds),
-          lockReasons.has(outcome)
-            ? Metric.increment(lockRefusals(["operation", operation], ["reason", outcome]))
-            : Effect.void,
-        ),
-      )
-    })
+    return Effect.onExit(effect, (exit) =>
+      Effect.sync(() => {
+        const outcome = outcomeOf(exit)
+        record(metrics.operations(operation, outcome), 1)
+        record(metrics.operationDuration(operation), (performance.now() - started) / 1000)
+        if (lockReasons.has(outcome)) record(metrics.lockRefusals(operation, outcome), 1)
+      }),
+    )
   })
 
 const formatIssues = (issue: ParseResult.ParseIssue): string =>
   ParseResult.ArrayFormatter.formatIssueSync(issue)
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
+    // String(): a path may hold a symbol key, which a template or join() would throw on.
+    .map((issue) => (issue.path.length > 0 ? `${issue.path.map(String).join(".")}: ${issue.message}` : issue.message))
     .join("; ")
 
-const decoder = <A, I>(schema: Schema.Schema<A, I>, what: string) => {
-  // Synchronous decoding into an Either: inputs are plain data, and this is on every call's path.
-  // Unknown fields are refused (a misspelt `reference` must not pass silently).
+/**
+ * Decodes `schema` synchronously into an Either (inputs are plain data, and this is on every
+ * call's path), refusing unknown fields (a misspelt `reference` must not pass silently). With
+ * `fast` (see `fastInput.ts`), an input it answers is taken as it answers it, and any other input
+ * is decoded by the schema, which says what is wrong.
+ */
+const decoder = <A, I>(schema: Schema.Schema<A, I>, what: string, fast?: (input: unknown) => A | undefined) => {
   const decode = ParseResult.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })
-  return (input: unknown): Either.Either<A, InvalidRequest> =>
+  const full = (input: unknown): Either.Either<A, InvalidRequest> =>
     Either.mapLeft(decode(input), (error) => new InvalidRequest({ detail: `${what}: ${formatIssues(error)}` }))
+  if (fast === undefined) return full
+  return (input: unknown): Either.Either<A, InvalidRequest> => {
+    const checked = fast(input)
+    return checked === undefined ? full(input) : Either.right(checked)
+  }
 }
 
-const decodeRef = decoder(HolderRef, "holder")
+const decodeRef = decoder(HolderRef, "holder", fastRef)
 const decodeOpenOptions = decoder(OpenHolderOptions, "options")
-const decodeModify = decoder(ModifyRequest, "request")
-const decodeLockOptions = decoder(Schema.Struct({ reference: Schema.optional(Reference) }), "lock options")
+const decodeModify = decoder(ModifyRequest, "request", fastModify)
+const decodeLockOptions = decoder(LockOptionsSchema, "lock options", fastLockOptions)
 const decodeLookup = decoder(CustomerLookup, "lookup")
 const decodeLimits = decoder(CreditLimitRequest, "request")
 const decodeBalanceGroup = decoder(Id, "balance group id")
-// Messages never echo the value: a lock key is a secret, and error details get logged.
-const decodeKey = decoder(
-  Schema.String.annotations({ message: () => "must be a string" }).pipe(
-    Schema.filter((key) => (key.length >= 1 && key.length <= 256) || "must be 1–256 characters"),
-  ),
-  "lock key",
-)
+const decodeKey = decoder(LockKeyText, "lock key", fastKey)
 const decodeUnlockOptions = decoder(
   Schema.Struct({
-    reason: Schema.optional(
-      Schema.String.pipe(
-        Schema.filter((s) => s.trim().length > 0 || "must not be empty"),
-        Schema.maxLength(1000, { message: () => "must be at most 1000 characters" }),
-      ),
-    ),
+    reason: Schema.optional(Reason),
   }),
   "options",
 )
@@ -162,8 +137,15 @@ export const make = (
     const settings = yield* validateOptions(options)
     const storage = yield* Storage
     const hub = yield* Effect.acquireRelease(PubSub.sliding<CreditEvent>(settings.eventBufferSize), PubSub.shutdown)
-    const context = { storage, hub, maxAttempts: settings.maxAttempts, settleMillis: settings.settleMillis }
-    const transact = <A, E>(tx: Transaction<A, E>) => runTransaction(context, tx)
+    const cache =
+      settings.snapshotCache === null
+        ? null
+        : new SnapshotCache(settings.snapshotCache.maxHolders, settings.snapshotCache.maxAgeMillis)
+    const context = { storage, hub, maxAttempts: settings.maxAttempts, settleMillis: settings.settleMillis, cache }
+    const transact =
+      (operation: string) =>
+      <A, E>(tx: Transaction<A, E>) =>
+        runTransaction(context, tx, operation)
 
     // Every operation passes here once: its span, and its outcome and duration as metrics.
     const traced =
@@ -173,15 +155,29 @@ export const make = (
 
     const withHolder = (ref: HolderRef) => annotate("creditlock.holder", holderKey(ref))
 
+    // Reads always load; what they read refreshes the cache.
     const loadHolder = (ref: HolderRef) =>
-      Effect.flatMap(storage.load(ref), (stored) => requireOpen(ref, Option.getOrNull(stored)))
+      Effect.suspend(() => {
+        const asked = performance.now()
+        return Effect.matchEffect(storage.load(ref), {
+          onFailure: (error) => {
+            // As in the transaction core: a failure may be a failover, after which no snapshot is sure.
+            cache?.clear()
+            return Effect.fail(error)
+          },
+          onSuccess: (stored) => {
+            if (cache !== null && Option.isSome(stored)) cache.set(holderKey(ref), stored.value, asked)
+            return requireOpen(ref, Option.getOrNull(stored))
+          },
+        })
+      })
 
     const openHolder = (refIn: HolderRef, optionsIn: OpenHolderOptions = {}) =>
       Effect.gen(function* () {
         const ref = yield* decodeRef(refIn)
         const opts = yield* decodeOpenOptions(optionsIn)
         yield* withHolder(ref)
-        return yield* transact(openTransaction(ref, opts, randomUUID()))
+        return yield* transact("openHolder")(openTransaction(ref, opts, randomUUID()))
       }).pipe(traced("openHolder"))
 
     const getCredit = (refIn: HolderRef) =>
@@ -196,29 +192,73 @@ export const make = (
         const ref = yield* decodeRef(refIn)
         const { reference } = yield* decodeLockOptions(optionsIn)
         yield* withHolder(ref)
+        // Keys are minted only for a grant: a refused attempt (the common case under contention) mints none.
         if (reference === undefined) {
-          const key = generateLockKey()
-          return yield* transact(lockTransaction(ref, Redacted.make(key), hashLockKey(key), settings.ttlMillis))
+          return yield* transact("lock")(
+            lockTransaction(ref, settings.ttlMillis, () => {
+              const key = generateLockKey()
+              return { key: Redacted.make(key), keyHash: hashLockKey(key) }
+            }),
+          )
         }
         const holder = holderKey(ref)
         const keyFor = (nonce: string) => deriveLockKey(settings.lockKeySecret, holder, reference, nonce)
-        const nonce = generateLockKey()
-        const key = keyFor(nonce)
-        return yield* transact(
-          lockTransaction(ref, Redacted.make(key), hashLockKey(key), settings.ttlMillis, {
-            hash: sha256(reference),
-            nonce,
-            keyFor,
-          }),
+        return yield* transact("lock")(
+          lockTransaction(
+            ref,
+            settings.ttlMillis,
+            () => {
+              const nonce = generateLockKey()
+              const key = keyFor(nonce)
+              return { key: Redacted.make(key), keyHash: hashLockKey(key), nonce }
+            },
+            { hash: sha256(reference), keyFor },
+          ),
         )
       }).pipe(traced("lock"))
 
-    const tryLock = (refIn: HolderRef, optionsIn: LockOptions = {}) =>
+    const tryLockPlanned = (refIn: HolderRef, optionsIn: LockOptions) =>
       lock(refIn, optionsIn).pipe(
         Effect.map((granted): TryLockResult => ({ granted: true, ...granted })),
         Effect.catchTag("CreditLocked", (refused) =>
           Effect.succeed<TryLockResult>({ granted: false, expiresAt: refused.expiresAt }),
         ),
+      )
+
+    /**
+     * The refusal a cached snapshot answers alone, without a transaction: the holder's snapshot
+     * is young enough (see `SnapshotCache`) and shows a live lock. Only a plain ref whose key is
+     * cached qualifies (keys are cached from validated refs only, and ids hold no `/`, so the ref
+     * is valid) and only without options.
+     */
+    const cachedRefusal = (refIn: unknown, optionsIn: unknown, now: number): TryLockResult | null => {
+      if (cache === null || !plainWith(optionsIn, 0) || !plainWith(refIn, 3)) return null
+      const ref = refIn as Record<string, unknown>
+      if (!Object.hasOwn(ref, "customerId") || !Object.hasOwn(ref, "holderType") || !Object.hasOwn(ref, "holderId")) {
+        return null
+      }
+      const { customerId, holderType, holderId } = ref
+      if (typeof customerId !== "string" || typeof holderType !== "string" || typeof holderId !== "string") return null
+      const cached = cache.get(`${customerId}/${holderType}/${holderId}`)
+      if (cached === undefined || performance.now() - cached.at >= cache.maxAgeMillis) return null
+      const refusing = refusingLock(cached.stored.document, now)
+      if (refusing === null) return null
+      record(metrics.operations("lock", "CreditLocked"), 1)
+      record(metrics.operationDuration("lock"), 0)
+      record(metrics.lockRefusals("lock", "CreditLocked"), 1)
+      return { granted: false, expiresAt: new Date(refusing.expiresAt) }
+    }
+
+    // Contention is the common case of tryLock: a refusal a young snapshot shows is answered at
+    // once (under a tracer, every call runs in full, so it has its span).
+    const tryLock = (refIn: HolderRef, optionsIn: LockOptions = {}) =>
+      Effect.tracerWith((tracer) =>
+        tracer !== defaultTracer
+          ? tryLockPlanned(refIn, optionsIn)
+          : Effect.clockWith((clock) => {
+              const refused = cachedRefusal(refIn, optionsIn, clock.unsafeCurrentTimeMillis())
+              return refused === null ? tryLockPlanned(refIn, optionsIn) : Effect.succeed(refused)
+            }),
       )
 
     const modify = (refIn: HolderRef, keyIn: LockKeyInput, requestIn: ModifyRequestInput) =>
@@ -227,7 +267,7 @@ export const make = (
         const keyHash = hashLockKey(yield* decodeKey(keyText(keyIn)))
         const request = yield* Either.flatMap(decodeModify(requestIn), checkDistinct)
         yield* withHolder(ref)
-        return yield* transact(modifyTransaction(ref, keyHash, request, randomUUID()))
+        return yield* transact("modify")(modifyTransaction(ref, keyHash, request, randomUUID()))
       }).pipe(traced("modify"))
 
     const extendLock = (refIn: HolderRef, keyIn: LockKeyInput, ttlIn?: Duration.DurationInput) =>
@@ -238,7 +278,7 @@ export const make = (
         yield* withHolder(ref)
         // The target is fixed once per call, so every attempt (and the witness) aims at the same expiry.
         const until = (yield* Clock.currentTimeMillis) + ttlMillis
-        return yield* transact(extendTransaction(ref, keyHash, until, settings.maxLifetimeMillis))
+        return yield* transact("extendLock")(extendTransaction(ref, keyHash, until, settings.maxLifetimeMillis))
       }).pipe(traced("extendLock"))
 
     const unlock = (refIn: HolderRef, keyIn: LockKeyInput) =>
@@ -246,12 +286,22 @@ export const make = (
         const ref = yield* decodeRef(refIn)
         const keyHash = hashLockKey(yield* decodeKey(keyText(keyIn)))
         yield* withHolder(ref)
-        yield* transact(unlockTransaction(ref, keyHash))
+        yield* release(ref, keyHash)
       }).pipe(traced("unlock"))
+
+    /** Releases the lock with `keyHash`, and records how long it was held when it was. */
+    const release = (ref: HolderRef, keyHash: string) =>
+      Effect.tap(transact("unlock")(unlockTransaction(ref, keyHash)), (outcome) =>
+        outcome.released && outcome.last !== null
+          ? Effect.map(Clock.currentTimeMillis, (now) => {
+              record(metrics.lockHold(), Math.max(0, now - (outcome.last as LockState).grantedAt) / 1000)
+            })
+          : Effect.void,
+      )
 
     const withLock = makeWithLock({
       lock,
-      release: (ref: HolderRef, key: string) => transact(unlockTransaction(ref, hashLockKey(key))),
+      release: (ref: HolderRef, key: string) => release(ref, hashLockKey(key)),
     })
 
     /** Keeps the candidates of a lookup that really are indexed under `key` (indexes may be stale). */
@@ -296,24 +346,28 @@ export const make = (
         // Every holder is tried, whatever happens to the others; each release is atomic on its own.
         const outcomes = yield* Effect.forEach(
           holders,
-          (holder) => Effect.either(transact(adminUnlockTransaction(holder, reason, randomUUID()))),
+          (holder) => Effect.either(transact("unlockCustomer")(adminUnlockTransaction(holder, reason, randomUUID()))),
           { concurrency: 4 },
         )
         const released: Array<{ holder: HolderRef; entryId: string }> = []
+        // Not released (nothing written), and perhaps released (sent, not confirmed): told apart.
         const pending: Array<HolderRef> = []
+        const unknown: Array<HolderRef> = []
         outcomes.forEach((outcome, i) => {
           const holder = holders[i] as HolderRef
-          if (Either.isLeft(outcome)) pending.push(holder)
+          if (Either.isLeft(outcome)) (outcome.left._tag === "OutcomeUnknown" ? unknown : pending).push(holder)
           else if (outcome.right !== null) released.push({ holder, entryId: outcome.right })
         })
-        if (pending.length > 0) {
+        if (pending.length > 0 || unknown.length > 0) {
           return yield* new UnlockIncomplete({
             detail:
-              `${released.length} holder(s) of customer ${customerId} were released and ${pending.length} could not be ` +
-              "(the storage failed, or the outcome is unknown); repeat the same call to release the rest",
+              `${released.length} holder(s) of customer ${customerId} were released, ${pending.length} were not ` +
+              `(the storage failed) and ${unknown.length} may have been (the outcome is unknown); repeat the ` +
+              "same call to release the rest",
             customerId,
             released,
             pending,
+            unknown,
           })
         }
         return { customerId, holders, released } satisfies UnlockCustomerResult
@@ -340,7 +394,7 @@ export const make = (
         const balanceGroupId = yield* decodeBalanceGroup(balanceGroupIn)
         const request = yield* decodeLimits(requestIn)
         const ref = yield* resolveBalanceGroup(balanceGroupId)
-        return yield* transact(setLimitsTransaction(ref, request, randomUUID()))
+        return yield* transact("setCreditLimits")(setLimitsTransaction(ref, request, randomUUID()))
       }).pipe(traced("setCreditLimits"))
 
     const getCreditLimits = (balanceGroupIn: string) =>

@@ -35,19 +35,25 @@ const locked = (current: LockState) => {
 /** The fencing token of the holder's last grant (0: none yet). */
 export const lastLockToken = (document: HolderDocument): number => document.lastLockToken ?? 0
 
+/** The lock that refuses a new grant at `now`: the holder's live lock, held by anyone; null when there is none. */
+export const refusingLock = (document: HolderDocument, now: number): LockState | null =>
+  isLive(document.lock, now) ? document.lock : null
+
 /**
  * Grants a lock on a holder that has no live lock, with the next fencing token. A live lock, held
- * by anyone, refuses with CreditLocked saying when it expires (never its key).
+ * by anyone, refuses with CreditLocked saying when it expires (never its key). The key is asked
+ * for (`key`) only when the lock is granted.
  */
 export const decideLock = (
   document: HolderDocument,
   now: number,
-  keyHash: string,
+  key: () => { readonly keyHash: string; readonly reference?: LockState["reference"] | undefined },
   ttlMillis: number,
-  reference?: LockState["reference"],
 ): Either.Either<LockGrant, CreditLocked> => {
+  const refusing = refusingLock(document, now)
+  if (refusing !== null) return Either.left(locked(refusing))
   const current = document.lock
-  if (isLive(current, now)) return Either.left(locked(current))
+  const { keyHash, reference } = key()
   const token = lastLockToken(document) + 1
   const lock: LockState = {
     keyHash,
@@ -168,81 +174,102 @@ export const decideUnlock = (
  */
 export interface LockReference {
   readonly hash: string
-  readonly nonce: string
   readonly keyFor: (nonce: string) => string
 }
 
+/** A lock key minted for a grant: the key, its SHA-256, and (under a reference) the nonce it derives from. */
+export interface MintedKey {
+  readonly key: Redacted.Redacted<string>
+  readonly keyHash: string
+  readonly nonce?: string
+}
+
 /**
- * Grants a lock with `key` (minted once per call; `keyHash` is its SHA-256). The witness is the
- * key hash: a lock with it was granted by this call and no other. With a reference, a live lock
- * granted under the same reference is answered again (same key, expiry and token, no write) when
- * its key derives from the reference and its nonce, i.e. with the same secret; otherwise
- * CreditLocked as for any live lock.
+ * Grants a lock with the key `mint` makes — called once per call, when a grant is first planned
+ * (a refusal mints nothing), and kept for every later attempt. The witness is the key hash: a
+ * lock with it was granted by this call and no other. With a reference, a live lock granted
+ * under the same reference is answered again (same key, expiry and token, no write) when its key
+ * derives from the reference and its nonce, i.e. with the same secret; otherwise CreditLocked as
+ * for any live lock.
  */
 export const lockTransaction = (
   ref: HolderRef,
-  key: Redacted.Redacted<string>,
-  keyHash: string,
   ttlMillis: number,
+  mint: () => MintedKey,
   reference?: LockReference,
-): Transaction<LockResult, HolderNotFound | CreditLocked> => ({
-  ref,
-  witness: { _tag: "Lock", keyHash },
-  plan: ({ stored }, now) =>
-    Either.gen(function* () {
-      const { document } = yield* requireOpen(ref, stored)
-      const current = document.lock
-      if (reference !== undefined && isLive(current, now) && current.reference?.hash === reference.hash) {
-        const again = reference.keyFor(current.reference.nonce)
-        if (!sameKeyHash(hashLockKey(again), current.keyHash)) return yield* Either.left(locked(current))
-        return {
-          result: {
-            credit: view(document),
-            lock: { key: Redacted.make(again), expiry: new Date(current.expiresAt), token: current.token ?? 0 },
-          },
-          events: [],
+): Transaction<LockResult, HolderNotFound | CreditLocked> => {
+  let minted: MintedKey | undefined
+  const minting = (): MintedKey => {
+    if (minted === undefined) minted = mint()
+    return minted
+  }
+  return {
+    ref,
+    get witness() {
+      return { _tag: "Lock", keyHash: minting().keyHash } as const
+    },
+    plan: ({ stored }, now) =>
+      Either.gen(function* () {
+        const { document } = yield* requireOpen(ref, stored)
+        const current = document.lock
+        if (reference !== undefined && isLive(current, now) && current.reference?.hash === reference.hash) {
+          const again = reference.keyFor(current.reference.nonce)
+          if (!sameKeyHash(hashLockKey(again), current.keyHash)) return yield* Either.left(locked(current))
+          return {
+            result: {
+              credit: view(document),
+              lock: { key: Redacted.make(again), expiry: new Date(current.expiresAt), token: current.token ?? 0 },
+            },
+            events: [],
+          }
         }
-      }
-      const grant = yield* decideLock(
-        document,
-        now,
-        keyHash,
-        ttlMillis,
-        reference === undefined ? undefined : { hash: reference.hash, nonce: reference.nonce },
-      )
-      const at = new Date(now)
-      const expiresAt = new Date(grant.lock.expiresAt)
-      const events: Array<CreditEvent> = []
-      if (grant.tookOver !== null) {
-        events.push({ _tag: "LockExpiredTakenOver", holder: ref, at, expiredAt: new Date(grant.tookOver.expiresAt) })
-      }
-      events.push({
-        _tag: "LockGranted",
-        holder: ref,
-        at,
-        expiresAt,
-        tookOver: grant.tookOver !== null,
-        token: grant.lock.token ?? 0,
-      })
+        const grant = yield* decideLock(
+          document,
+          now,
+          () => {
+            const { keyHash, nonce } = minting()
+            return {
+              keyHash,
+              reference: reference === undefined || nonce === undefined ? undefined : { hash: reference.hash, nonce },
+            }
+          },
+          ttlMillis,
+        )
+        const { key } = minting()
+        const at = new Date(now)
+        const expiresAt = new Date(grant.lock.expiresAt)
+        const events: Array<CreditEvent> = []
+        if (grant.tookOver !== null) {
+          events.push({ _tag: "LockExpiredTakenOver", holder: ref, at, expiredAt: new Date(grant.tookOver.expiresAt) })
+        }
+        events.push({
+          _tag: "LockGranted",
+          holder: ref,
+          at,
+          expiresAt,
+          tookOver: grant.tookOver !== null,
+          token: grant.lock.token ?? 0,
+        })
+        return {
+          result: { credit: view(grant.document), lock: { key, expiry: expiresAt, token: grant.lock.token ?? 0 } },
+          write: { document: grant.document, entries: [], index: [], claims: [] },
+          events,
+        }
+      }),
+    landed: ({ stored, sent }) => {
+      // The witness guarantees the stored lock is this call's; its times are the landed attempt's.
+      const granted = stored.document.lock
+      if (granted === null) return { result: sent.result, events: [] }
+      const expiresAt = new Date(granted.expiresAt)
+      const token = granted.token ?? 0
+      const tookOver = sent.events.some((e) => e._tag === "LockExpiredTakenOver")
       return {
-        result: { credit: view(grant.document), lock: { key, expiry: expiresAt, token: grant.lock.token ?? 0 } },
-        write: { document: grant.document, entries: [], index: [], claims: [] },
-        events,
+        result: { credit: view(stored.document), lock: { key: minting().key, expiry: expiresAt, token } },
+        events: [{ _tag: "LockGranted", holder: ref, at: new Date(granted.grantedAt), expiresAt, tookOver, token }],
       }
-    }),
-  landed: ({ stored, sent }) => {
-    // The witness guarantees the stored lock is this call's; its times are the landed attempt's.
-    const granted = stored.document.lock
-    if (granted === null) return { result: sent.result, events: [] }
-    const expiresAt = new Date(granted.expiresAt)
-    const token = granted.token ?? 0
-    const tookOver = sent.events.some((e) => e._tag === "LockExpiredTakenOver")
-    return {
-      result: { credit: view(stored.document), lock: { key, expiry: expiresAt, token } },
-      events: [{ _tag: "LockGranted", holder: ref, at: new Date(granted.grantedAt), expiresAt, tookOver, token }],
-    }
-  },
-})
+    },
+  }
+}
 
 /**
  * What an unlock found: whether this call released a live lock, and otherwise the holder's last

@@ -16,6 +16,7 @@ export const defaults = {
   maxAttempts: 16,
   eventBufferSize: 1024,
   settleTimeout: Duration.seconds(5),
+  snapshotCache: { maxHolders: 10_000, maxAge: Duration.millis(50) },
 } as const
 
 /** The settings in force, checked. */
@@ -28,6 +29,8 @@ export interface Settings {
   readonly maxAttempts: number
   readonly eventBufferSize: number
   readonly settleMillis: number
+  /** The snapshot cache's bounds; null when it is switched off. */
+  readonly snapshotCache: { readonly maxHolders: number; readonly maxAgeMillis: number } | null
 }
 
 /** A duration setting or argument in milliseconds, checked against [min, max]; InvalidRequest naming it otherwise. */
@@ -73,7 +76,33 @@ const knownOptions = new Set([
   "eventBufferSize",
   "settleTimeout",
   "lockKeySecret",
+  "snapshotCache",
 ])
+
+/** The snapshot cache's bounds from `snapshotCache` (`false` switches it off). */
+const cacheSetting = (input: unknown): Either.Either<Settings["snapshotCache"], InvalidRequest> =>
+  Either.gen(function* () {
+    if (input === false) return null
+    const value = input === undefined ? {} : input
+    if (typeof value !== "object" || value === null) {
+      return yield* Either.left(new InvalidRequest({ detail: "snapshotCache: must be false or an object" }))
+    }
+    const { maxHolders, maxAge, ...rest } = value as { maxHolders?: unknown; maxAge?: unknown }
+    const unknown = Object.keys(rest)
+    if (unknown.length > 0) {
+      return yield* Either.left(new InvalidRequest({ detail: `snapshotCache: unknown option ${unknown.join(", ")}` }))
+    }
+    return {
+      maxHolders: yield* integerSetting(
+        "snapshotCache.maxHolders",
+        maxHolders,
+        defaults.snapshotCache.maxHolders,
+        1,
+        10_000_000,
+      ),
+      maxAgeMillis: yield* durationSetting("snapshotCache.maxAge", maxAge, defaults.snapshotCache.maxAge, 0, 60_000),
+    }
+  })
 
 /** The lock-key secret: 32–1024 characters when given, else 256 random bits for this engine. */
 const secretSetting = (input: unknown): Either.Either<Uint8Array, InvalidRequest> => {
@@ -116,5 +145,6 @@ export const validateOptions = (options: CreditEngineOptions): Either.Either<Set
         1_000_000,
       ),
       settleMillis: yield* durationSetting("settleTimeout", options.settleTimeout, defaults.settleTimeout, 0, 300_000),
+      snapshotCache: yield* cacheSetting(options.snapshotCache),
     }
   })

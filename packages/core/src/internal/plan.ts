@@ -73,7 +73,10 @@ export interface Transaction<A, E> {
   readonly reference?: string | undefined
   /** The refusal when an alias the write claims belongs to another holder (for writes with claims). */
   readonly claimed?: ((alias: string) => E) | undefined
-  /** Decides at `now` on a snapshot: a plan, or a refusal. Pure. */
+  /**
+   * Decides at `now` on a snapshot: a plan, or a refusal. Pure but for what a call mints once and
+   * keeps (a lock grant's key).
+   */
   readonly plan: (snapshot: Snapshot, now: number) => Either.Either<Plan<A>, E>
   /**
    * The answer when the witness was found after a lost reply. `stored` is the holder as read then,

@@ -9,7 +9,7 @@
 import { Effect } from "effect"
 
 /** The tracer of a runtime nobody configured. */
-const defaultTracer = Effect.runSync(Effect.tracer)
+export const defaultTracer = Effect.runSync(Effect.tracer)
 
 /** `effect` in a span named `name`, under a tracer other than the default; `effect` as it is otherwise. */
 export const traced =

@@ -1,7 +1,10 @@
 /**
  * The transaction core: the one loop every write of the engine runs through.
  *
- * load → plan → commit → settle → back-off → publish. A commit answers Committed (publish and
+ * load → plan → commit → settle → back-off → publish. With the engine's snapshot cache (see
+ * `snapshotCache.ts`) the first attempt plans on the cached snapshot instead of loading, inside
+ * the holder's gate; a conflict on it drops the entry and plans again on a load, and an answer
+ * that writes nothing is re-checked on a load (but a young `CreditLocked`). A commit answers Committed (publish and
  * answer), Conflict (reload and plan again, a bounded number of times with jittered back-off),
  * Claimed (an alias belongs to another holder: refuse), or fails:
  * - `StorageUnavailable`: the write was not applied. With no earlier lost reply, that is the answer.
@@ -29,9 +32,12 @@ import { Clock, Duration, Effect, Either, Option, PubSub, Random } from "effect"
 import { OutcomeUnknown, StorageUnavailable } from "../Errors.js"
 import type { CreditEvent } from "../Events.js"
 import type { JournalEntry } from "../Journal.js"
-import type { ExpectedRevision, Storage, StoredHolder } from "../Storage.js"
+import { type ExpectedRevision, holderKey, type Storage, type StoredHolder } from "../Storage.js"
 import { extendedExpiry, isLive } from "./lock.js"
+import * as metrics from "./metrics.js"
+import { record } from "./metrics.js"
 import type { Plan, Snapshot, Transaction, Witness } from "./plan.js"
+import type { SnapshotCache } from "./snapshotCache.js"
 import { annotate } from "./tracing.js"
 
 /** What the core needs from the engine. */
@@ -42,6 +48,8 @@ export interface TransactContext {
   readonly maxAttempts: number
   /** How long (wall-clock ms) to keep trying to prove the outcome of a lost commit. */
   readonly settleMillis: number
+  /** Snapshots to plan on and per-holder gates (see `snapshotCache.ts`); null: every attempt loads. */
+  readonly cache: SnapshotCache | null
 }
 
 /** Back-off sleeps and settle deadlines are real time even under `TestClock`: I/O is a wall-clock matter. */
@@ -92,23 +100,32 @@ const witnessed = (witness: Witness, stored: StoredHolder | null, entry: Journal
 export const transact = <A, E>(
   context: TransactContext,
   tx: Transaction<A, E>,
+  /** The operation's name, as the metrics' `operation` label. */
+  operation: string,
 ): Effect.Effect<A, E | StorageUnavailable | OutcomeUnknown> => {
-  const { storage, hub, maxAttempts, settleMillis } = context
-  const { ref, witness } = tx
-  const entryId = witness._tag === "Entry" ? witness.id : undefined
+  const { storage, hub, maxAttempts, settleMillis, cache } = context
+  // `tx.witness` is read only once a reply was lost: a lock's key is minted when a grant is planned.
+  const { ref } = tx
+  const key = cache === null ? "" : holderKey(ref)
 
   // Expected revisions of commits this call sent whose outcome is not known yet.
   const lost: Array<ExpectedRevision> = []
   let lastLost: Plan<A> | null = null
   let deadline = 0
   let settleRound = 0
+  /** The revision at which the last fence was answered Conflict (null: none yet). */
+  let fenceRefusedAt: number | null = null
   let conflicts = 0
   // Set when conflicts ran out while a lost commit was unsettled: one last proof read, then answer.
   let exhausted = false
   let lastFailure: StorageUnavailable | OutcomeUnknown | null = null
+  // Set when the next read must load, not plan on the cache.
+  let mustLoad = cache === null
 
-  const unknown = (): OutcomeUnknown =>
-    new OutcomeUnknown({
+  const unknown = (): OutcomeUnknown => {
+    const witness = tx.witness
+    const entryId = witness._tag === "Entry" ? witness.id : undefined
+    return new OutcomeUnknown({
       detail:
         "the write was sent to the storage but its outcome could not be confirmed: it may or may not have been " +
         (entryId === undefined
@@ -117,46 +134,81 @@ export const transact = <A, E>(
       ...(entryId === undefined ? {} : { entryId }),
       ...(lastFailure === null ? {} : { cause: lastFailure }),
     })
+  }
 
   const gaveUp = () =>
     new StorageUnavailable({
       detail: `gave up after ${maxAttempts} conflicting attempts on a contended holder; nothing was changed; retry later`,
     })
 
-  const publish = (events: ReadonlyArray<CreditEvent>) =>
-    events.length > 0 ? PubSub.publishAll(hub, events) : Effect.void
+  const publish = (events: ReadonlyArray<CreditEvent>) => {
+    if (events.length === 0) return Effect.void
+    for (const event of events) if (event._tag === "ThresholdCrossed") record(metrics.thresholds(event.kind), 1)
+    return PubSub.publishAll(hub, events)
+  }
 
-  const read = Effect.gen(function* () {
-    const stored = Option.getOrNull(yield* storage.load(ref))
-    const referenced =
-      tx.reference === undefined || stored === null
-        ? null
-        : Option.getOrNull(yield* storage.findEntry(ref, { reference: tx.reference }))
-    const proof =
-      lost.length > 0 && witness._tag === "Entry" && stored !== null
-        ? Option.getOrNull(yield* storage.findEntry(ref, { id: witness.id }))
-        : null
-    return { snapshot: { stored, referenced } satisfies Snapshot, proof }
-  })
+  /** The snapshot to plan on: the cached one when allowed and present (`cachedAt` says when it was taken), else a load. */
+  const read = (fromCache: boolean) =>
+    Effect.gen(function* () {
+      const cached = fromCache && cache !== null ? cache.get(key) : undefined
+      let stored: StoredHolder | null
+      if (cached !== undefined) stored = cached.stored
+      else {
+        // Stamped before the load: a snapshot is at least as old as the request that read it.
+        const asked = performance.now()
+        stored = Option.getOrNull(yield* storage.load(ref))
+        if (cache !== null) {
+          if (stored === null) cache.delete(key)
+          else cache.set(key, stored, asked)
+        }
+      }
+      const referenced =
+        tx.reference === undefined || stored === null
+          ? null
+          : Option.getOrNull(yield* storage.findEntry(ref, { reference: tx.reference }))
+      const proof =
+        lost.length > 0 && tx.witness._tag === "Entry" && stored !== null
+          ? Option.getOrNull(yield* storage.findEntry(ref, { id: tx.witness.id }))
+          : null
+      return { snapshot: { stored, referenced } satisfies Snapshot, proof, cachedAt: cached?.at ?? null }
+    })
+
+  const committed = (stored: StoredHolder, sent: number) => {
+    if (cache !== null) cache.set(key, stored, sent)
+  }
+  /** After a conflict: this holder's snapshot was stale. */
+  const forget = () => {
+    if (cache !== null) cache.delete(key)
+  }
+  /**
+   * After a storage failure: every snapshot. A failure is how a failover shows, and a store that
+   * failed over may have lost acknowledged writes, so a cached revision may be written again with
+   * another document: only a fresh load is sure to see the store as it is now.
+   */
+  const forgetAll = () => {
+    if (cache !== null) cache.clear()
+  }
 
   type Failure = E | StorageUnavailable | OutcomeUnknown
 
   const loop: Effect.Effect<A, Failure> = Effect.suspend(() =>
     Effect.gen(function* () {
       const settling = lost.length > 0
-      const readResult = yield* Effect.either(read)
+      const readResult = yield* Effect.either(read(!settling && !mustLoad))
+      mustLoad = false
       if (Either.isLeft(readResult)) {
+        forgetAll()
         if (!settling) return yield* readResult.left
         lastFailure = readResult.left
         return yield* pause
       }
-      const { snapshot, proof } = readResult.right
+      const { snapshot, proof, cachedAt } = readResult.right
       const now = yield* Clock.currentTimeMillis
       const { stored } = snapshot
       const current = revisionOf(stored)
 
       if (settling) {
-        if (lastLost !== null && stored !== null && witnessed(witness, stored, proof, now)) {
+        if (lastLost !== null && stored !== null && witnessed(tx.witness, stored, proof, now)) {
           // The entry was read after the document: a commit that landed in between is in the entry
           // but not in the document read. Read again, so the answer is built from the written state.
           if (proof !== null && stored.document.journalSeq < proof.seq) return yield* loop
@@ -168,7 +220,7 @@ export const transact = <A, E>(
         // A lock grant's (or extension's) witness is not durable: the lock may have landed and been
         // released (or have expired and been taken over) since. Once the revision moved, nothing
         // can tell.
-        if (moved && (witness._tag === "Lock" || witness._tag === "Extended")) return yield* unknown()
+        if (moved && (tx.witness._tag === "Lock" || tx.witness._tag === "Extended")) return yield* unknown()
         // A lost commit whose expected revision is no longer the stored one can never land.
         for (let i = lost.length - 1; i >= 0; i--) if (lost[i] !== current) lost.splice(i, 1)
         if (exhausted) {
@@ -179,9 +231,23 @@ export const transact = <A, E>(
 
       const decided = tx.plan(snapshot, now)
       if (Either.isLeft(decided) || decided.right.write === undefined) {
+        // No compare-and-set checks an answer that writes nothing: one planned on the cache is
+        // checked again on a fresh load, but for a CreditLocked refusal on a young enough entry.
+        if (
+          cachedAt !== null &&
+          !(
+            Either.isLeft(decided) &&
+            (decided.left as { readonly _tag?: unknown })._tag === "CreditLocked" &&
+            (cache as SnapshotCache).maxAgeMillis > performance.now() - cachedAt
+          )
+        ) {
+          mustLoad = true
+          return yield* loop
+        }
         // A refusal or a write-free answer is only true once no lost commit can still land.
         if (lost.length > 0) {
           if (stored === null) return yield* pause
+          const fenceSent = performance.now()
           const fence = yield* Effect.either(
             storage.commit({
               ref,
@@ -193,12 +259,22 @@ export const transact = <A, E>(
             }),
           )
           if (Either.isLeft(fence)) {
+            forgetAll()
             lastFailure = fence.left
             return yield* pause
           }
           // Committed: the revision moved past every lost commit, so none can land. Conflict: the
-          // revision moved — perhaps by a lost commit landing — so read its witness again.
-          if (fence.right._tag !== "Committed") return yield* loop
+          // revision moved — perhaps by a lost commit landing — so read its witness again at once.
+          // A second Conflict at the same revision is the store refusing for a race of its own (a
+          // serialization failure): read again after the settle back-off, within the settle
+          // window, so that refusals that keep coming end the call.
+          if (fence.right._tag !== "Committed") {
+            forget()
+            if (fenceRefusedAt === stored.revision) return yield* pause
+            fenceRefusedAt = stored.revision
+            return yield* loop
+          }
+          committed({ revision: fence.right.revision, document: stored.document }, fenceSent)
           lost.length = 0
         }
         if (Either.isLeft(decided)) return yield* Effect.fail(decided.left)
@@ -208,8 +284,10 @@ export const transact = <A, E>(
 
       const plan = decided.right
       const write = decided.right.write
+      const sent = performance.now()
       const commit = yield* Effect.either(storage.commit({ ref, expected: current, ...write }))
       if (Either.isLeft(commit)) {
+        forgetAll()
         const failure = commit.left
         lastFailure = failure
         if (failure._tag === "OutcomeUnknown") {
@@ -217,6 +295,7 @@ export const transact = <A, E>(
           if (deadline === 0) deadline = (yield* liveNow) + settleMillis
           lost.push(current)
           lastLost = plan
+          record(metrics.retries(operation, "unknown_outcome"), 1)
           return yield* pause
         }
         // Not applied. Without an earlier lost commit, that is the answer.
@@ -226,6 +305,7 @@ export const transact = <A, E>(
       const outcome = commit.right
       switch (outcome._tag) {
         case "Committed":
+          committed({ revision: outcome.revision, document: write.document }, sent)
           yield* publish(plan.events)
           return plan.result
         case "Claimed":
@@ -235,12 +315,21 @@ export const transact = <A, E>(
           }
           return yield* Effect.fail(tx.claimed(outcome.alias))
         case "Conflict": {
+          forget()
+          record(metrics.conflicts(operation), 1)
+          // A cached snapshot that was stale: plan again on a fresh load at once; not an attempt.
+          if (cachedAt !== null) {
+            record(metrics.retries(operation, "stale_snapshot"), 1)
+            mustLoad = true
+            return yield* loop
+          }
           conflicts += 1
           if (conflicts >= maxAttempts) {
             if (lost.length === 0) return yield* gaveUp()
             exhausted = true
             return yield* loop
           }
+          record(metrics.retries(operation, "conflict"), 1)
           yield* annotate("creditlock.conflicts", conflicts)
           yield* conflictBackoff(conflicts)
           return yield* loop
@@ -259,5 +348,5 @@ export const transact = <A, E>(
     }),
   )
 
-  return loop
+  return cache === null ? loop : cache.gated(key, loop)
 }

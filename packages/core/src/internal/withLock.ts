@@ -10,6 +10,8 @@ import { type CreditLocked, InvalidRequest, LockExpired, LockNotHeld } from "../
 import type { HolderRef } from "../Holder.js"
 import type { LockResult } from "../Lock.js"
 import type { UnlockOutcome } from "./lock.js"
+import * as metrics from "./metrics.js"
+import { record } from "./metrics.js"
 import { durationSetting } from "./options.js"
 
 /** How long `withLock` waits for a contended lock by default. */
@@ -54,16 +56,26 @@ export const withLock =
       const waitMillis = yield* durationSetting("wait", options.wait, DEFAULT_LOCK_WAIT, 0, 86_400_000)
       const deadline = (yield* Clock.currentTimeMillis) + waitMillis
 
+      const started = deadline - waitMillis
+      const waited = (outcome: "granted" | "refused", now: number) =>
+        record(metrics.lockWait(outcome), Math.max(0, now - started) / 1000)
+
       const acquire = Effect.gen(function* () {
         for (let refusal = 0; ; refusal++) {
           const attempt = yield* Effect.either(ops.lock(ref))
-          if (Either.isRight(attempt)) return attempt.right
+          if (Either.isRight(attempt)) {
+            waited("granted", yield* Clock.currentTimeMillis)
+            return attempt.right
+          }
           const error = attempt.left
           const isLocked = (e: unknown): e is CreditLocked =>
             typeof e === "object" && e !== null && "_tag" in e && e._tag === "CreditLocked"
           if (!isLocked(error)) return yield* Effect.fail(error)
           const now = yield* Clock.currentTimeMillis
-          if (now >= deadline) return yield* Effect.fail(error)
+          if (now >= deadline) {
+            waited("refused", now)
+            return yield* Effect.fail(error)
+          }
           const cap = Math.min(FIRST_WAIT_MILLIS * 2 ** refusal, MAX_WAIT_MILLIS)
           const jittered = yield* Random.nextIntBetween(Math.ceil(cap / 2), cap + 1)
           const untilFree = error.expiresAt === undefined ? jittered : Math.max(1, error.expiresAt.getTime() - now)

@@ -10,14 +10,18 @@
  * for every caller, with or without a valid credential. Defects end as a 500 problem that says
  * nothing about them; they are logged.
  *
+ * The public documents (`GET /docs`, `GET /openapi.json`) pass the public rate limit first (see
+ * `Auth.Access`), and are answered with their `servers` entry, ETag and compression (`documents`).
+ * The route template of every request is set on the current span as `http.route`.
+ *
  * @module
  * @internal
  */
 
-import { InvalidRequest } from "@creditlock/core"
+import { IncomingMessage } from "node:http"
+import { InvalidRequest, type RateLimited } from "@creditlock/core"
 import { HttpApi, type HttpApp, HttpMethod, HttpServerRequest, HttpServerResponse, UrlParams } from "@effect/platform"
-import { Cause, Clock, Effect, Metric, MetricLabel, Option, Stream } from "effect"
-import * as Metrics from "../Metrics.js"
+import { Cause, Clock, Effect, Metric, MetricKey, type MetricKeyType, MetricLabel, Option, Stream } from "effect"
 import {
   InternalError,
   isProblemLike,
@@ -27,8 +31,9 @@ import {
   RouteNotFound,
   UnsupportedMediaType,
 } from "../Problem.js"
-import { documentResponse } from "./documents.js"
+import { type DocumentOptions, makeDocuments } from "./documents.js"
 import { exceedsJsonDepth, JSON_DEPTH_DETAIL, MAX_JSON_DEPTH } from "./jsonDepth.js"
+import { keys as metricKeys } from "./metricKeys.js"
 import { bodyReadBefore } from "./preParsed.js"
 
 /** How the guard behaves. */
@@ -41,6 +46,19 @@ export interface GuardOptions {
   readonly logRequests: boolean
   /** The route template a request matched, for logs (ids stay out of the route name). */
   readonly routeOf: (method: string, pathname: string) => string
+  /** The rate limit of the public documents; none: they are not limited. */
+  readonly limitPublic?:
+    | ((request: HttpServerRequest.HttpServerRequest) => Effect.Effect<void, RateLimited>)
+    | undefined
+  /** Where the documents say the API is (their `servers` entry). */
+  readonly documents?: DocumentOptions | undefined
+}
+
+/** Whether a request asks for one of the public documents. */
+const isDocument = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  if (request.method !== "GET") return false
+  const path = pathOf(request.url)
+  return path === "/docs" || path === "/openapi.json"
 }
 
 /**
@@ -150,18 +168,96 @@ const readBody = (
     }
     const chunks: Array<Uint8Array> = []
     let size = 0
-    yield* request.stream.pipe(
-      Stream.runForEachWhile((chunk) =>
-        Effect.sync(() => {
-          size += chunk.length
-          if (size <= max) chunks.push(chunk)
-          return size <= max * DRAIN_FACTOR
-        }),
-      ),
-      Effect.mapError(() => new InvalidRequest({ detail: "the request body could not be read" })),
-    )
+    const take = (chunk: Uint8Array): boolean => {
+      size += chunk.length
+      if (size <= max) chunks.push(chunk)
+      return size <= max * DRAIN_FACTOR
+    }
+    if (request.source instanceof IncomingMessage) yield* readIncoming(request.source, take)
+    else {
+      yield* request.stream.pipe(
+        Stream.runForEachWhile((chunk) => Effect.sync(() => take(chunk))),
+        Effect.mapError(unreadable),
+      )
+    }
     if (size > max) return yield* tooLarge(max)
     return concat(chunks, size)
+  })
+
+/** Label sets kept at most; beyond, a metric is made per request (same series, no cache). */
+const MAX_CACHED = 1_000
+
+/**
+ * The metric of `key` with its labels named `names` set to the values given, made once per label
+ * set and kept: a metric tagged per call builds and hashes a new key on every update, a cost on
+ * every request. The values are few (methods, route templates, statuses); the cache is bounded
+ * all the same.
+ */
+const labelled = <Type extends MetricKeyType.MetricKeyType<number, unknown>>(
+  key: MetricKey.MetricKey<Type>,
+  ...names: ReadonlyArray<string>
+) => {
+  const made = new Map<string, Metric.Metric<Type, number, unknown>>()
+  return (...values: ReadonlyArray<string>): Metric.Metric<Type, number, unknown> => {
+    const id = values.join("\u0000")
+    const cached = made.get(id)
+    if (cached !== undefined) return cached
+    const tagged = MetricKey.taggedWithLabels(
+      key,
+      names.map((name, i) => MetricLabel.make(name, values[i] ?? "")),
+    )
+    const metric = Metric.fromMetricKey(tagged) as unknown as Metric.Metric<Type, number, unknown>
+    if (made.size < MAX_CACHED) made.set(id, metric)
+    return metric
+  }
+}
+
+const requestsBy = labelled(metricKeys.requests, "method", "route", "status")
+const durationBy = labelled(metricKeys.requestDuration, "method", "route")
+
+const unreadable = () => new InvalidRequest({ detail: "the request body could not be read" })
+
+/**
+ * Reads a node:http request's body with its own events — the same chunks the platform's stream
+ * would give, without a stream and a channel per request, which cost more than the rest of a small
+ * request's handling. `take` answers whether to go on; when it says stop, the request is
+ * destroyed (the connection drops, as when the platform's stream is stopped). A request that
+ * fails or closes before its end is unreadable. Interrupted, the listeners are removed.
+ */
+const readIncoming = (
+  source: IncomingMessage,
+  take: (chunk: Uint8Array) => boolean,
+): Effect.Effect<void, InvalidRequest> =>
+  Effect.async<void, InvalidRequest>((resume) => {
+    let settled = false
+    const onData = (chunk: Uint8Array) => {
+      if (settled || take(chunk)) return
+      settle(Effect.void)
+      source.destroy()
+    }
+    const onEnd = () => settle(Effect.void)
+    const onFailure = () => settle(Effect.fail(unreadable()))
+    const onClose = () => {
+      if (!source.complete) onFailure()
+    }
+    const detach = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onFailure)
+      source.off("close", onClose)
+    }
+    const settle = (outcome: Effect.Effect<void, InvalidRequest>) => {
+      if (settled) return
+      settled = true
+      detach()
+      resume(outcome)
+    }
+    if (source.readableEnded) return resume(Effect.void)
+    source.on("data", onData)
+    source.on("end", onEnd)
+    source.on("error", onFailure)
+    source.on("close", onClose)
+    return Effect.sync(detach)
   })
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
@@ -236,20 +332,17 @@ export const REQUEST_ID_HEADER = "x-request-id"
  * The guard as an `HttpApp` middleware. Every log line written while serving a request carries
  * its `requestId`, and every response its `X-Request-Id` header.
  */
-export const guard =
-  (options: GuardOptions) =>
-  (app: HttpApp.Default): HttpApp.Default =>
+export const guard = (options: GuardOptions) => {
+  const documentResponse = makeDocuments(options.documents)
+  return (app: HttpApp.Default): HttpApp.Default =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
       const requestId = requestIdOf(request)
       const answered = yield* guarded(options, app, request).pipe(Effect.annotateLogs({ requestId }))
-      const path = pathOf(request.url)
-      const response =
-        request.method === "GET" && (path === "/docs" || path === "/openapi.json")
-          ? documentResponse(request, answered)
-          : answered
+      const response = isDocument(request) ? documentResponse(request, answered) : answered
       return HttpServerResponse.setHeader(response, REQUEST_ID_HEADER, requestId)
     })
+}
 
 const guarded = (
   options: GuardOptions,
@@ -259,7 +352,10 @@ const guarded = (
   Effect.gen(function* () {
     const started = yield* Clock.currentTimeMillis
     const respond = (error: ProblemLike) => problemResponse(error, options.storageRetryAfterSeconds)
-    const response: HttpServerResponse.HttpServerResponse = yield* prepare(request, options).pipe(
+    const limited =
+      options.limitPublic !== undefined && isDocument(request) ? options.limitPublic(request) : Effect.void
+    const response: HttpServerResponse.HttpServerResponse = yield* limited.pipe(
+      Effect.zipRight(prepare(request, options)),
       Effect.flatMap((prepared) => Effect.provideService(app, HttpServerRequest.HttpServerRequest, prepared)),
       Effect.catchAllCause((cause) => {
         const failure = Cause.failureOption(cause)
@@ -276,20 +372,9 @@ const guarded = (
     )
     const finished = yield* Clock.currentTimeMillis
     const route = options.routeOf(request.method, pathOf(request.url))
-    yield* Metric.increment(
-      Metric.taggedWithLabels(Metrics.requests, [
-        MetricLabel.make("method", request.method),
-        MetricLabel.make("route", route),
-        MetricLabel.make("status", String(response.status)),
-      ]),
-    )
-    yield* Metric.update(
-      Metric.taggedWithLabels(Metrics.requestDuration, [
-        MetricLabel.make("method", request.method),
-        MetricLabel.make("route", route),
-      ]),
-      (finished - started) / 1000,
-    )
+    yield* annotateRoute(route)
+    yield* Metric.update(requestsBy(request.method, route, String(response.status)), 1)
+    yield* Metric.update(durationBy(request.method, route), (finished - started) / 1000)
     if (options.logRequests) {
       yield* Effect.logInfo("request").pipe(
         Effect.annotateLogs({
@@ -302,6 +387,14 @@ const guarded = (
     }
     return response
   })
+
+/** Sets `http.route` on the request's span (the server's, when a tracer is installed); nothing without one. */
+const annotateRoute = (route: string): Effect.Effect<void> =>
+  Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
+    Effect.sync(() => {
+      if (Option.isSome(span)) span.value.attribute("http.route", route)
+    }),
+  )
 
 /**
  * The route templates of an API (plus extra routes such as `/docs`), as a function from a method

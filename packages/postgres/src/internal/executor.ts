@@ -64,12 +64,34 @@ export interface Outcome<R> {
 
 /** What runs statements: on a connection of a pool per call, or on one connection a caller holds. */
 export interface Executor {
-  /** Runs `text` with `values` once; the failure says whether it may have been applied. */
+  /**
+   * Whether each statement runs in its own implicit transaction (a pool's), so that one rolled
+   * back by the server leaves nothing else undone; not on a connection inside a caller's
+   * transaction, where the error aborts the caller's whole transaction.
+   */
+  readonly ownTransactions: boolean
+  /**
+   * Runs `text` with `values` once; the failure says whether it may have been applied. With a
+   * `name` (one name per text, always the same), an executor that prepares statements runs it as
+   * that named prepared statement: parsed once per connection, then only bound and executed.
+   */
   readonly run: <R extends QueryResultRow>(
     text: string,
     values: ReadonlyArray<unknown>,
+    name?: string,
   ) => Effect.Effect<Outcome<R>, StatementFailure>
 }
+
+/**
+ * Whether an error reply says that a connection's prepared statement is no longer what the client
+ * thinks: gone (`26000`, after a `DEALLOCATE` or `DISCARD ALL` by someone else, or a pooler that
+ * moved the session), or planned for another result type (`0A000`, "cached plan must not change
+ * result type", after the schema changed under it), or there already when the client thinks it
+ * is not (`42P05`, a session shared behind a pooler). node-postgres would go on using it on that
+ * connection; the executor destroys the connection instead, so the next call prepares afresh.
+ */
+const stalePrepared = (cause: unknown): boolean =>
+  cause instanceof DatabaseError && (cause.code === "26000" || cause.code === "0A000" || cause.code === "42P05")
 
 /** How a sent (or unsent) statement ended, as the executor reports it. */
 const settle = <R>(outcome: {
@@ -102,16 +124,24 @@ const send = <R extends QueryResultRow>(
   values: ReadonlyArray<unknown>,
   timeoutMillis: number,
   maySend: MaySend,
+  name: string | undefined,
 ): Promise<{ readonly sent: boolean; readonly result?: Outcome<R>; readonly error?: unknown }> =>
   new Promise((resolve) => {
     let sent = false
-    const query = new Query<R>({ text, values: [...values] })
+    // Made from the text (a config object would be copied property by property, a cost on every
+    // statement), the name set as the config's `name` would set it.
+    const query = new Query<R>(text, [...values])
+    if (name !== undefined) (query as unknown as { name: string }).name = name
     const submit = query.submit.bind(query)
     query.submit = (connection) => {
       // An Error returned here is handed to the query's callback; nothing is written.
       if (!maySend()) return refusal()
       sent = true
-      return submit(connection)
+      const refused = submit(connection)
+      // node-postgres refuses some queries before writing anything (a name it knows for another
+      // text, values that are not an array): not sent.
+      if ((refused as unknown) instanceof Error) sent = false
+      return refused
     }
     // Read by node-postgres from the submittable itself (`config.query_timeout`).
     ;(query as unknown as { query_timeout: number }).query_timeout = timeoutMillis
@@ -148,13 +178,16 @@ const outsideTransaction = () =>
 /**
  * An executor over a pool: each call checks out a connection (bounded by the pool's
  * `connectionTimeoutMillis`), runs one statement on it in its own implicit transaction and
- * releases it — destroying it after any failure that leaves its state unknown. A connection that
+ * releases it — destroying it after any failure that leaves its state unknown, or that says a
+ * prepared statement of it is stale. With `prepare`, a named statement is prepared once per
+ * connection (see {@link Executor}); without, names are ignored. A connection that
  * is inside a transaction block before or after the statement is destroyed, and the statement
  * counts as not applied: its writes belonged to that transaction, which the server rolls back
  * when the connection closes. A call interrupted before its statement was sent never sends it.
  */
-export const poolExecutor = (pool: Pool, timeoutMillis: number): Executor => ({
-  run: <R extends QueryResultRow>(text: string, values: ReadonlyArray<unknown>) =>
+export const poolExecutor = (pool: Pool, timeoutMillis: number, prepare: boolean): Executor => ({
+  ownTransactions: true,
+  run: <R extends QueryResultRow>(text: string, values: ReadonlyArray<unknown>, name?: string) =>
     Effect.async<Outcome<R>, StatementFailure>((resume) => {
       let cancelled = false
       // The callback form: node-postgres calls it in the same turn as it hands the connection
@@ -176,7 +209,8 @@ export const poolExecutor = (pool: Pool, timeoutMillis: number): Executor => ({
           return
         }
         client.on("error", ignore)
-        send<R>(client, text, values, timeoutMillis, () => !cancelled).then((outcome) => {
+        const named = prepare ? name : undefined
+        send<R>(client, text, values, timeoutMillis, () => !cancelled, named).then((outcome) => {
           client.removeListener("error", ignore)
           if ((outcome.error === undefined || rolledBack(outcome.error)) && !idle(client)) {
             const cause = outsideTransaction()
@@ -184,7 +218,9 @@ export const poolExecutor = (pool: Pool, timeoutMillis: number): Executor => ({
             if (!cancelled) resume(Effect.fail(failure("no", cause)))
             return
           }
-          const healthy = outcome.error === undefined || rolledBack(outcome.error)
+          const healthy =
+            outcome.error === undefined ||
+            (rolledBack(outcome.error) && !(named !== undefined && stalePrepared(outcome.error)))
           release(healthy ? undefined : asError(outcome.error))
           if (!cancelled) resume(settle(outcome))
         })
@@ -219,7 +255,8 @@ export const unguard = (client: ClientBase): void => {
 
 /**
  * An executor over one connection the caller holds (inside its transaction): each call runs one
- * statement on it, with an error listener for the duration of the call. node-postgres queues
+ * statement on it, unnamed (the connection and its prepared statements are the caller's), with an
+ * error listener for the duration of the call. node-postgres queues
  * statements on a connection; one still queued when the timeout fires is taken out of the queue,
  * and one whose call was interrupted, or whose gate (taken when the executor is made, see
  * {@link guard}; `null` for none) closed, is not sent — so no statement is ever sent late.
@@ -229,14 +266,17 @@ export const clientExecutor = (
   timeoutMillis: number,
   gate: Gate | null = gates.get(client) ?? null,
 ): Executor => ({
+  ownTransactions: false,
   run: <R extends QueryResultRow>(text: string, values: ReadonlyArray<unknown>) =>
     Effect.async<Outcome<R>, StatementFailure>((resume) => {
       let cancelled = false
       client.on("error", ignore)
-      send<R>(client, text, values, timeoutMillis, () => !cancelled && gate?.closed !== true).then((outcome) => {
-        client.removeListener("error", ignore)
-        if (!cancelled) resume(settle(outcome))
-      })
+      send<R>(client, text, values, timeoutMillis, () => !cancelled && gate?.closed !== true, undefined).then(
+        (outcome) => {
+          client.removeListener("error", ignore)
+          if (!cancelled) resume(settle(outcome))
+        },
+      )
       return Effect.sync(() => {
         cancelled = true
       })

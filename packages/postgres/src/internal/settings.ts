@@ -48,6 +48,8 @@ export interface Settings {
   /** The schema as a quoted identifier, safe to interpolate. */
   readonly quoted: string
   readonly statementMillis: number
+  /** Whether the hot statements run as named prepared statements on the adapter's pool connections. */
+  readonly prepared: boolean
 }
 
 /**
@@ -58,6 +60,7 @@ export interface Settings {
 export const settingsOf = (options: {
   readonly schema?: string | undefined
   readonly statementTimeout?: Duration.DurationInput | undefined
+  readonly preparedStatements?: boolean | undefined
 }): Effect.Effect<Settings, StorageUnavailable> =>
   Effect.gen(function* () {
     const schema = options.schema ?? "creditlock"
@@ -72,5 +75,9 @@ export const settingsOf = (options: {
       )
     }
     const statementMillis = yield* millis("statementTimeout", options.statementTimeout, STATEMENT_TIMEOUT)
-    return { schema, quoted: `"${schema}"`, statementMillis }
+    const prepared = options.preparedStatements ?? true
+    if (typeof prepared !== "boolean") {
+      return yield* invalid(`preparedStatements must be true or false, got ${JSON.stringify(prepared)}`)
+    }
+    return { schema, quoted: `"${schema}"`, statementMillis, prepared }
   })
