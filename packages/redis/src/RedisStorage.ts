@@ -476,7 +476,11 @@ const storageOver = (client: Client, settings: Settings): Storage["Type"] => {
   }
 
   // The masters are listed on each ping: a Cluster's topology may have changed since the last.
+  // A Cluster client is ready only once its slots are refreshed and checked: before that, its
+  // node connections may answer PING while it refuses every command (no offline queue).
   const ping = Effect.suspend(() => {
+    if (isCluster(client) && client.status !== "ready")
+      return Effect.fail(new StorageUnavailable({ detail: `the Redis Cluster client is not ready (${client.status})` }))
     const nodes = dataNodes(client)
     if (nodes.length === 0) return Effect.fail(new StorageUnavailable({ detail: "no Redis master is connected" }))
     return Effect.forEach(nodes, (node) => call("ping", () => node.ping()), { concurrency: "unbounded", discard: true })
