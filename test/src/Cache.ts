@@ -207,6 +207,44 @@ export const cacheTests = (storage: StorageLayer) =>
       }),
     )
 
+    it.scoped(
+      "a tryLock that comes while this engine is releasing the holder waits for the release and is granted",
+      () =>
+        Effect.gen(function* () {
+          const latch = yield* Deferred.make<void>()
+          const held = yield* Deferred.make<void>()
+          let hold = false
+          const slow = wrapStorage(storage, (s) => ({
+            commit: (request) =>
+              hold
+                ? Effect.zipRight(
+                    Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(latch)),
+                    s.commit(request),
+                  )
+                : s.commit(request),
+          }))
+          const {
+            engines: [engine],
+          } = yield* enginesOver(slow, {})
+          if (engine === undefined) return yield* Effect.dieMessage("one engine")
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const { lock } = yield* engine.lock(ref)
+          hold = true
+          const release = yield* Effect.fork(engine.unlock(ref, lock.key))
+          // The release's commit is in the storage; the snapshot still shows the lock.
+          yield* Deferred.await(held)
+          hold = false
+          const attempt = yield* Effect.fork(engine.tryLock(ref))
+          yield* Effect.yieldNow()
+          yield* Deferred.succeed(latch, undefined)
+          yield* Fiber.join(release)
+          const answer = yield* Fiber.join(attempt)
+          expect(answer.granted).toBe(true)
+          if (answer.granted) expect(answer.lock.token).toBe(2)
+        }),
+    )
+
     it.scoped("the cache is bounded by maxHolders; switched off, every write loads first", () =>
       Effect.gen(function* () {
         const cycle = (engine: CreditEngine["Type"], ref: ReturnType<typeof contract>) =>

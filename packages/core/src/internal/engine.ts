@@ -227,9 +227,12 @@ export const make = (
 
     /**
      * The refusal a cached snapshot answers alone, without a transaction: the holder's snapshot
-     * is young enough (see `SnapshotCache`) and shows a live lock. Only a plain ref whose key is
-     * cached qualifies (keys are cached from validated refs only, and ids hold no `/`, so the ref
-     * is valid) and only without options.
+     * is young enough (see `SnapshotCache`) and shows a live lock, and no operation of this engine
+     * is running on the holder — one may be the release, and a tryLock that waits its turn behind
+     * it is granted (answered from the snapshot instead, contenders in this process would only win
+     * in the instant between a release and the holder's next lock, and could wait forever). Only a
+     * plain ref whose key is cached qualifies (keys are cached from validated refs only, and ids
+     * hold no `/`, so the ref is valid) and only without options.
      */
     const cachedRefusal = (refIn: unknown, optionsIn: unknown, now: number): TryLockResult | null => {
       if (cache === null || !plainWith(optionsIn, 0) || !plainWith(refIn, 3)) return null
@@ -239,7 +242,9 @@ export const make = (
       }
       const { customerId, holderType, holderId } = ref
       if (typeof customerId !== "string" || typeof holderType !== "string" || typeof holderId !== "string") return null
-      const cached = cache.get(`${customerId}/${holderType}/${holderId}`)
+      const key = `${customerId}/${holderType}/${holderId}`
+      if (cache.busy(key)) return null
+      const cached = cache.get(key)
       if (cached === undefined || performance.now() - cached.at >= cache.maxAgeMillis) return null
       const refusing = refusingLock(cached.stored.document, now)
       if (refusing === null) return null

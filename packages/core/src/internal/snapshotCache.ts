@@ -88,6 +88,11 @@ export class SnapshotCache {
     this.entries.clear()
   }
 
+  /** Whether an operation of this engine is running on the holder `key` (or waiting for its turn). */
+  busy(key: string): boolean {
+    return this.gates.has(key)
+  }
+
   /** Holders cached now. */
   get size(): number {
     return this.entries.size
