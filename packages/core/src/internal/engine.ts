@@ -53,7 +53,7 @@ import { Id, LockKeyText, Reason } from "./schemas.js"
 import { SnapshotCache } from "./snapshotCache.js"
 import { annotate, defaultTracer, traced as tracedAs } from "./tracing.js"
 import { transact as runTransaction } from "./transact.js"
-import { withLock as makeWithLock } from "./withLock.js"
+import { LockQueue, withLock as makeWithLock } from "./withLock.js"
 
 const lockReasons = new Set(["CreditLocked", "LockKeyMismatch", "LockNotHeld", "LockExpired"])
 
@@ -296,17 +296,21 @@ export const make = (
 
     /** Releases the lock with `keyHash`, and records how long it was held when it was. */
     const release = (ref: HolderRef, keyHash: string) =>
-      Effect.tap(transact("unlock")(unlockTransaction(ref, keyHash)), (outcome) =>
-        outcome.released && outcome.last !== null
-          ? Effect.map(Clock.currentTimeMillis, (now) => {
+      Effect.tap(transact("unlock")(unlockTransaction(ref, keyHash)), (outcome) => {
+        // No live lock with this key now (released, or it had ended): the next waiter may take it.
+        lockQueue.released(holderKey(ref))
+        return !outcome.released || outcome.last === null
+          ? Effect.void
+          : Effect.map(Clock.currentTimeMillis, (now) => {
               record(metrics.lockHold(), Math.max(0, now - (outcome.last as LockState).grantedAt) / 1000)
             })
-          : Effect.void,
-      )
+      })
 
+    const lockQueue = new LockQueue()
     const withLock = makeWithLock({
       lock,
       release: (ref: HolderRef, key: string) => release(ref, hashLockKey(key)),
+      queue: lockQueue,
     })
 
     /** Keeps the candidates of a lookup that really are indexed under `key` (indexes may be stale). */

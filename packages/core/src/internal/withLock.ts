@@ -9,6 +9,7 @@ import type { WithLockOptions } from "../CreditEngine.js"
 import { type CreditLocked, InvalidRequest, LockExpired, LockNotHeld } from "../Errors.js"
 import type { HolderRef } from "../Holder.js"
 import type { LockResult } from "../Lock.js"
+import { holderKey } from "../Storage.js"
 import type { UnlockOutcome } from "./lock.js"
 import * as metrics from "./metrics.js"
 import { record } from "./metrics.js"
@@ -25,6 +26,89 @@ const MAX_WAIT_MILLIS = 1_000
 export interface LockOps<EL, EU> {
   readonly lock: (ref: HolderRef) => Effect.Effect<LockResult, EL>
   readonly release: (ref: HolderRef, key: string) => Effect.Effect<UnlockOutcome, EU>
+  /** This engine's waiters; the engine tells it of every release it commits (`released`). */
+  readonly queue: LockQueue
+}
+
+/** One `withLock` call waiting for a holder's lock. */
+interface Waiter {
+  /** Set while it waits: ends the wait. */
+  resume: (() => void) | null
+  /** Woken while it was not waiting: its next wait ends at once. */
+  woken: boolean
+}
+
+const wake = (waiter: Waiter) => {
+  const resume = waiter.resume
+  if (resume === null) waiter.woken = true
+  else {
+    waiter.resume = null
+    resume()
+  }
+}
+
+/**
+ * An engine's `withLock` calls waiting for a holder's lock, per holder in the order they were
+ * first refused. Only the first (the head) asks the store again — after its back-off, or at once
+ * when this engine releases the holder's lock; the others wait for their turn. So contenders in one
+ * process take the lock in turn instead of racing each other to the store (where the one that just
+ * released would usually win again), and a hot holder is polled by one caller per process.
+ * Callers in other processes (or other engines) are not queued here: the head competes with them
+ * through the store, with back-off, as every caller did before.
+ */
+export class LockQueue {
+  private readonly queues = new Map<string, Array<Waiter>>()
+
+  /** Appends a waiter for the holder `key`. */
+  join(key: string): Waiter {
+    const waiter: Waiter = { resume: null, woken: false }
+    const queue = this.queues.get(key)
+    if (queue === undefined) this.queues.set(key, [waiter])
+    else queue.push(waiter)
+    return waiter
+  }
+
+  /** Whether `waiter` is first in line for the holder `key`. */
+  isHead(key: string, waiter: Waiter): boolean {
+    return this.queues.get(key)?.[0] === waiter
+  }
+
+  /**
+   * Removes `waiter` (granted, given up or interrupted). When it was first in line the next one is
+   * woken: it asks the store at once (a lock the leaver was granted is refused cheaply) and then
+   * waits as the head does, so a lock that ends without a release by this engine is still seen.
+   */
+  leave(key: string, waiter: Waiter): void {
+    const queue = this.queues.get(key)
+    if (queue === undefined) return
+    const at = queue.indexOf(waiter)
+    if (at === -1) return
+    queue.splice(at, 1)
+    if (queue.length === 0) this.queues.delete(key)
+    else if (at === 0) wake(queue[0] as Waiter)
+  }
+
+  /** This engine released the holder's lock: the head asks for it at once. */
+  released(key: string): void {
+    const head = this.queues.get(key)?.[0]
+    if (head !== undefined) wake(head)
+  }
+
+  /** Waits until `waiter` is woken or `millis` have passed (`Clock` time). */
+  wait(waiter: Waiter, millis: number): Effect.Effect<void> {
+    const woken = Effect.async<void>((resume) => {
+      if (waiter.woken) {
+        waiter.woken = false
+        resume(Effect.void)
+        return
+      }
+      waiter.resume = () => resume(Effect.void)
+      return Effect.sync(() => {
+        waiter.resume = null
+      })
+    })
+    return Effect.asVoid(Effect.timeoutOption(woken, Duration.millis(Math.max(1, millis))))
+  }
 }
 
 const knownOptions = new Set(["wait"])
@@ -60,8 +144,12 @@ export const withLock =
       const waited = (outcome: "granted" | "refused", now: number) =>
         record(metrics.lockWait(outcome), Math.max(0, now - started) / 1000)
 
+      // Set on the first refusal (the ref is valid then): this call's place in the engine's queue.
+      let waiting: { readonly key: string; readonly waiter: Waiter } | null = null
       const acquire = Effect.gen(function* () {
-        for (let refusal = 0; ; refusal++) {
+        // Refusals since this call last became first in line: its back-off.
+        let refusal = 0
+        for (;;) {
           const attempt = yield* Effect.either(ops.lock(ref))
           if (Either.isRight(attempt)) {
             waited("granted", yield* Clock.currentTimeMillis)
@@ -76,12 +164,26 @@ export const withLock =
             waited("refused", now)
             return yield* Effect.fail(error)
           }
-          const cap = Math.min(FIRST_WAIT_MILLIS * 2 ** refusal, MAX_WAIT_MILLIS)
+          if (waiting === null) waiting = { key: holderKey(ref), waiter: ops.queue.join(holderKey(ref)) }
+          const { key, waiter } = waiting
+          if (!ops.queue.isHead(key, waiter)) {
+            // Its turn (it is woken as it becomes first) or the deadline (one last try) comes first.
+            yield* ops.queue.wait(waiter, deadline - now)
+            refusal = 0
+            continue
+          }
+          const cap = Math.min(FIRST_WAIT_MILLIS * 2 ** refusal++, MAX_WAIT_MILLIS)
           const jittered = yield* Random.nextIntBetween(Math.ceil(cap / 2), cap + 1)
           const untilFree = error.expiresAt === undefined ? jittered : Math.max(1, error.expiresAt.getTime() - now)
-          yield* Effect.sleep(Math.max(1, Math.min(jittered, untilFree, deadline - now)))
+          yield* ops.queue.wait(waiter, Math.min(jittered, untilFree, deadline - now))
         }
-      })
+      }).pipe(
+        Effect.ensuring(
+          Effect.sync(() => {
+            if (waiting !== null) ops.queue.leave(waiting.key, waiting.waiter)
+          }),
+        ),
+      )
 
       return yield* Effect.uninterruptibleMask((restore) =>
         Effect.gen(function* () {
