@@ -1,6 +1,6 @@
 /**
- * The contention harness: N contenders loop lock → modify → unlock (retrying on 423) against a
- * target for a fixed time, and the run reports throughput, latency percentiles, retries, the
+ * The contention harness: N contenders loop lock → modify → unlock (retrying on 423, or waiting
+ * the target's own way when it has one) against a target for a fixed time, and the run reports throughput, latency percentiles, retries, the
  * longest wait of any contender, and whether any acknowledged update was lost or duplicated.
  *
  * A target is either the library (through `CreditEngine`) or a baseline doing the same logical
@@ -22,6 +22,18 @@ export interface Target {
   /** Applies `delta` under the lock; rejects when refused. */
   readonly modify: (holderId: string, key: string, delta: number) => Promise<void>
   readonly unlock: (holderId: string, key: string) => Promise<void>
+  /**
+   * One lock → modify → unlock the target's own way, waiting for the lock as its API does (the
+   * library's `withLock`); without it the harness polls `lock` with back-off, as hand-written code
+   * does. `waitedMs`: until the lock was granted; `applied`: the modification was acknowledged;
+   * `failed`: the cycle rejected (after the modification, when `applied`).
+   */
+  readonly cycle?: (
+    holderId: string,
+    delta: number,
+  ) => Promise<{ readonly waitedMs: number; readonly applied: boolean; readonly failed: boolean }>
+  /** Lock refusals the target counted itself (the ones `cycle` waited out), running total. */
+  readonly refusals?: () => Promise<number>
   /** The holder's value and the number of journaled modifications. */
   readonly read: (holderId: string) => Promise<{ readonly value: number; readonly modifications: number }>
   /**
@@ -115,6 +127,7 @@ export const contend = async (
   let retries = 0
   let maxWait = 0
   let errors = 0
+  const refusedBefore = (await target.refusals?.()) ?? 0
   const cpu = process.cpuUsage()
   const started = performance.now()
   const deadline = started + durationMs
@@ -123,7 +136,21 @@ export const contend = async (
     const holderId = holderIds[(first + c) % holderIds.length] as string
     const acks = acknowledged[holderId] as { sum: number; count: number }
     let i = 0
-    while (performance.now() < deadline) {
+    const own = target.cycle
+    while (own !== undefined && performance.now() < deadline) {
+      const t0 = performance.now()
+      const delta = 1 + ((first + c + i++) % 7)
+      const { waitedMs, applied, failed } = await own(holderId, delta)
+      if (waitedMs > maxWait) maxWait = waitedMs
+      if (applied) {
+        acks.sum += delta
+        acks.count++
+      }
+      if (failed) errors++
+      latencies.push(performance.now() - t0)
+      await yieldToLoop()
+    }
+    while (own === undefined && performance.now() < deadline) {
       const t0 = performance.now()
       let attempt = await target.lock(holderId)
       for (let refused = 1; attempt === "locked"; refused++) {
@@ -151,6 +178,7 @@ export const contend = async (
   await Promise.all(Array.from({ length: contenders }, (_, c) => contender(c)))
   const seconds = (performance.now() - started) / 1000
   const used = process.cpuUsage(cpu)
+  if (target.refusals !== undefined) retries += (await target.refusals()) - refusedBefore
   return { latencies, acknowledged, retries, maxWait, errors, seconds, cpuMicros: used.user + used.system }
 }
 

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { createCreditEngine, type HolderRef } from "@creditlock/core"
+import { createCreditEngine, engineLockRefusals, type HolderRef } from "@creditlock/core"
 import { Storage } from "@creditlock/core/storage"
 import { PostgresStorage } from "@creditlock/postgres"
 import { RedisStorage } from "@creditlock/redis"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Metric } from "effect"
 import { Cluster, Redis } from "ioredis"
 import pg from "pg"
 import type { Target } from "../Harness.js"
@@ -17,6 +17,11 @@ import type { RedisConnection } from "./RedisBaseline.js"
 import { countingCommands } from "./RedisCommands.js"
 
 const ref = (holderId: string): HolderRef => ({ customerId: `c-${holderId}`, holderType: "contracts", holderId })
+
+const change = (delta: number) => ({
+  reason: "bench",
+  modifications: [{ type: "monetary" as const, changeAmount: { currencyCode: "GBP", value: delta } }],
+})
 
 /** `storage` with a count of the calls made into it (the health ping aside). */
 const countingCalls = (storage: Layer.Layer<Storage, unknown>) => {
@@ -61,13 +66,33 @@ export const engineTarget = (
     open: async (id) => {
       await engine.openHolder(ref(id))
     },
+    // The recommended pattern: withLock waits for the lock (in turn with this engine's other
+    // callers) and releases it.
+    cycle: async (id, delta) => {
+      const started = performance.now()
+      let waitedMs = 0
+      let applied = false
+      try {
+        await engine.withLock(ref(id), async ({ lock }) => {
+          waitedMs = performance.now() - started
+          await engine.modify(ref(id), lock.key, change(delta))
+          applied = true
+        })
+        return { waitedMs, applied, failed: false }
+      } catch {
+        return { waitedMs, applied, failed: true }
+      }
+    },
+    refusals: () =>
+      Effect.runPromise(
+        Metric.value(
+          engineLockRefusals.pipe(Metric.tagged("operation", "lock"), Metric.tagged("reason", "CreditLocked")),
+        ),
+      ).then((state) => state.count),
     // Contention is the normal case here: the refusal comes back as a value.
     lock: (id) => engine.tryLock(ref(id)).then((r) => (r.granted ? { key: r.lock.key } : ("locked" as const))),
     modify: async (id, key, delta) => {
-      await engine.modify(ref(id), key, {
-        reason: "bench",
-        modifications: [{ type: "monetary", changeAmount: { currencyCode: "GBP", value: delta } }],
-      })
+      await engine.modify(ref(id), key, change(delta))
     },
     unlock: (id, key) => engine.unlock(ref(id), key),
     read: async (id) => {
