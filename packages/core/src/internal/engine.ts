@@ -43,7 +43,7 @@ import { openTransaction, requireOpen, view } from "./holder.js"
 import { verifyJournal } from "./journal.js"
 import { deriveLockKey, generateLockKey, hashLockKey, sha256 } from "./keys.js"
 import { limitsView, setLimitsTransaction } from "./limits.js"
-import { extendTransaction, lockTransaction, refusingLock, unlockTransaction } from "./lock.js"
+import { extendTransaction, locked, lockTransaction, refusingLock, unlockTransaction } from "./lock.js"
 import * as metrics from "./metrics.js"
 import { record } from "./metrics.js"
 import { checkDistinct, modifyTransaction } from "./modification.js"
@@ -234,7 +234,7 @@ export const make = (
      * plain ref whose key is cached qualifies (keys are cached from validated refs only, and ids
      * hold no `/`, so the ref is valid) and only without options.
      */
-    const cachedRefusal = (refIn: unknown, optionsIn: unknown, now: number): TryLockResult | null => {
+    const cachedRefusal = (refIn: unknown, optionsIn: unknown, now: number): LockState | null => {
       if (cache === null || !plainWith(optionsIn, 0) || !plainWith(refIn, 3)) return null
       const ref = refIn as Record<string, unknown>
       if (!Object.hasOwn(ref, "customerId") || !Object.hasOwn(ref, "holderType") || !Object.hasOwn(ref, "holderId")) {
@@ -251,7 +251,7 @@ export const make = (
       record(metrics.operations("lock", "CreditLocked"), 1)
       record(metrics.operationDuration("lock"), 0)
       record(metrics.lockRefusals("lock", "CreditLocked"), 1)
-      return { granted: false, expiresAt: new Date(refusing.expiresAt) }
+      return refusing
     }
 
     // Contention is the common case of tryLock: a refusal a young snapshot shows is answered at
@@ -261,8 +261,22 @@ export const make = (
         tracer !== defaultTracer
           ? tryLockPlanned(refIn, optionsIn)
           : Effect.clockWith((clock) => {
-              const refused = cachedRefusal(refIn, optionsIn, clock.unsafeCurrentTimeMillis())
-              return refused === null ? tryLockPlanned(refIn, optionsIn) : Effect.succeed(refused)
+              const refusing = cachedRefusal(refIn, optionsIn, clock.unsafeCurrentTimeMillis())
+              return refusing === null
+                ? tryLockPlanned(refIn, optionsIn)
+                : Effect.succeed<TryLockResult>({ granted: false, expiresAt: new Date(refusing.expiresAt) })
+            }),
+      )
+
+    const noOptions = {}
+    // withLock's attempts: refused the same cheap way as tryLock's.
+    const lockWaiting = (ref: HolderRef) =>
+      Effect.tracerWith((tracer) =>
+        tracer !== defaultTracer
+          ? lock(ref)
+          : Effect.clockWith((clock) => {
+              const refusing = cachedRefusal(ref, noOptions, clock.unsafeCurrentTimeMillis())
+              return refusing === null ? lock(ref) : Effect.fail(locked(refusing))
             }),
       )
 
@@ -308,7 +322,7 @@ export const make = (
 
     const lockQueue = new LockQueue()
     const withLock = makeWithLock({
-      lock,
+      lock: lockWaiting,
       release: (ref: HolderRef, key: string) => release(ref, hashLockKey(key)),
       queue: lockQueue,
     })

@@ -25,7 +25,8 @@ export interface LockGrant {
 }
 
 /** CreditLocked for a live lock, saying when it expires (never its key). */
-const locked = (current: LockState) => {
+/** The refusal of a lock attempt that `current` (a live lock) is in the way of. */
+export const locked = (current: LockState) => {
   const expiresAt = new Date(current.expiresAt)
   return refusal(
     () => new CreditLocked({ detail: `credit is locked until ${expiresAt.toISOString()}`, expiresAt }, true),
