@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { CreditEngine, type CreditEngineOptions, Storage } from "@creditlock/core"
+import { CreditEngine, type CreditEngineOptions, engineLockRefusals, Storage } from "@creditlock/core"
 import { encodeDocument } from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, Redacted, type Scope, TestClock } from "effect"
+import { Effect, Fiber, Metric, Option, Redacted, type Scope, TestClock } from "effect"
 import { change, contract, creditValue, engineWith, expectRejected, type StorageLayer } from "./Harness.js"
 
 export const ttlTests = (storage: StorageLayer) => {
@@ -205,6 +205,45 @@ export const ttlTests = (storage: StorageLayer) => {
           // Released both times: a plain lock is granted at once, with the third token.
           expect((yield* engine.lock(ref)).lock.token).toBe(3)
           expect(yield* creditValue(ref, "GBP")).toBe(41)
+        }),
+      ),
+    )
+
+    it.live("callers of one engine waiting for a holder take it in the order they were refused", () =>
+      provide(
+        Effect.gen(function* () {
+          const engine = yield* CreditEngine
+          const ref = contract()
+          yield* engine.openHolder(ref)
+          const { lock } = yield* engine.lock(ref)
+          const refusals = Effect.map(
+            Metric.value(
+              engineLockRefusals.pipe(Metric.tagged("operation", "lock"), Metric.tagged("reason", "CreditLocked")),
+            ),
+            (state) => state.count,
+          )
+          const order: Array<number> = []
+          const callers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
+          for (let i = 0; i < 5; i++) {
+            const before = yield* refusals
+            callers.push(
+              yield* Effect.fork(
+                engine.withLock(ref, ({ lock }) =>
+                  Effect.zipRight(
+                    Effect.sync(() => order.push(i)),
+                    engine.modify(ref, lock.key, change("GBP", 1)),
+                  ),
+                ),
+              ),
+            )
+            // Until it was refused (so queued), and a little more in case the refusal was the first in line's.
+            while ((yield* refusals) === before) yield* Effect.sleep("1 millis")
+            yield* Effect.sleep("50 millis")
+          }
+          yield* engine.unlock(ref, lock.key)
+          yield* Fiber.joinAll(callers)
+          expect(order).toEqual([0, 1, 2, 3, 4])
+          expect(yield* creditValue(ref, "GBP")).toBe(5)
         }),
       ),
     )
