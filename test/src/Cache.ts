@@ -55,6 +55,24 @@ const countingLoads = (storage: StorageLayer) => {
   return { layer, counts }
 }
 
+/** `storage` whose commits, while `holding.on`, say so (`held`) and wait for `latch`. */
+const holdingCommits = (storage: StorageLayer) =>
+  Effect.gen(function* () {
+    const latch = yield* Deferred.make<void>()
+    const held = yield* Deferred.make<void>()
+    const holding = { on: false }
+    const layer = wrapStorage(storage, (s) => ({
+      commit: (request) =>
+        holding.on
+          ? Effect.zipRight(
+              Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(latch)),
+              s.commit(request),
+            )
+          : s.commit(request),
+    }))
+    return { layer, latch, held, holding }
+  })
+
 export const cacheTests = (storage: StorageLayer) =>
   describe("snapshot cache", () => {
     it.scoped("a snapshot made stale by another engine never commits: the write is planned again on a load", () =>
@@ -174,28 +192,17 @@ export const cacheTests = (storage: StorageLayer) =>
 
     it.scoped("an operation interrupted while it waits for its turn leaves the holder usable", () =>
       Effect.gen(function* () {
-        const latch = yield* Deferred.make<void>()
-        const held = yield* Deferred.make<void>()
-        let hold = false
-        const slow = wrapStorage(storage, (s) => ({
-          commit: (request) =>
-            hold
-              ? Effect.zipRight(
-                  Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(latch)),
-                  s.commit(request),
-                )
-              : s.commit(request),
-        }))
+        const { layer: slow, latch, held, holding } = yield* holdingCommits(storage)
         const {
           engines: [engine],
         } = yield* enginesOver(slow, {})
         if (engine === undefined) return yield* Effect.dieMessage("one engine")
         const ref = contract()
         yield* engine.openHolder(ref)
-        hold = true
+        holding.on = true
         const first = yield* Effect.fork(engine.lock(ref))
         yield* Deferred.await(held)
-        hold = false
+        holding.on = false
         const waiting = yield* Effect.fork(engine.lock(ref))
         yield* Effect.yieldNow()
         yield* Fiber.interrupt(waiting)
@@ -211,18 +218,7 @@ export const cacheTests = (storage: StorageLayer) =>
       "a tryLock that comes while this engine is releasing the holder waits for the release and is granted",
       () =>
         Effect.gen(function* () {
-          const latch = yield* Deferred.make<void>()
-          const held = yield* Deferred.make<void>()
-          let hold = false
-          const slow = wrapStorage(storage, (s) => ({
-            commit: (request) =>
-              hold
-                ? Effect.zipRight(
-                    Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(latch)),
-                    s.commit(request),
-                  )
-                : s.commit(request),
-          }))
+          const { layer: slow, latch, held, holding } = yield* holdingCommits(storage)
           const {
             engines: [engine],
           } = yield* enginesOver(slow, {})
@@ -230,11 +226,11 @@ export const cacheTests = (storage: StorageLayer) =>
           const ref = contract()
           yield* engine.openHolder(ref)
           const { lock } = yield* engine.lock(ref)
-          hold = true
+          holding.on = true
           const release = yield* Effect.fork(engine.unlock(ref, lock.key))
           // The release's commit is in the storage; the snapshot still shows the lock.
           yield* Deferred.await(held)
-          hold = false
+          holding.on = false
           const attempt = yield* Effect.fork(engine.tryLock(ref))
           yield* Effect.yieldNow()
           yield* Deferred.succeed(latch, undefined)
