@@ -20,7 +20,7 @@ import {
 } from "@creditlock/core"
 import { Storage, StorageUnavailable } from "@creditlock/core/storage"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer, Metric } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Metric, Option } from "effect"
 import { change, contract, type StorageLayer, wrapStorage } from "./Harness.js"
 
 /** The count of a counter or histogram with these labels. */
@@ -232,7 +232,9 @@ export const cacheTests = (storage: StorageLayer) =>
           yield* Deferred.await(held)
           holding.on = false
           const attempt = yield* Effect.fork(engine.tryLock(ref))
-          yield* Effect.yieldNow()
+          yield* Effect.repeatN(Effect.yieldNow(), 10)
+          // Waiting for its turn behind the release, not answered from the snapshot.
+          expect(Option.isNone(yield* Fiber.poll(attempt))).toBe(true)
           yield* Deferred.succeed(latch, undefined)
           yield* Fiber.join(release)
           const answer = yield* Fiber.join(attempt)

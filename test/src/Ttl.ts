@@ -209,7 +209,7 @@ export const ttlTests = (storage: StorageLayer) => {
       ),
     )
 
-    it.live("callers of one engine waiting for a holder take it in the order they were refused", () =>
+    it.live("callers of one engine waiting for a holder take it in the order they came", () =>
       provide(
         Effect.gen(function* () {
           const engine = yield* CreditEngine
@@ -223,22 +223,22 @@ export const ttlTests = (storage: StorageLayer) => {
             (state) => state.count,
           )
           const order: Array<number> = []
-          const callers: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
-          for (let i = 0; i < 5; i++) {
-            const before = yield* refusals
-            callers.push(
-              yield* Effect.fork(
-                engine.withLock(ref, ({ lock }) =>
-                  Effect.zipRight(
-                    Effect.sync(() => order.push(i)),
-                    engine.modify(ref, lock.key, change("GBP", 1)),
-                  ),
+          const bill = (i: number) =>
+            Effect.fork(
+              engine.withLock(ref, ({ lock }) =>
+                Effect.zipRight(
+                  Effect.sync(() => order.push(i)),
+                  engine.modify(ref, lock.key, change("GBP", 1)),
                 ),
               ),
             )
-            // Until it was refused (so queued), and a little more in case the refusal was the first in line's.
-            while ((yield* refusals) === before) yield* Effect.sleep("1 millis")
-            yield* Effect.sleep("50 millis")
+          const before = yield* refusals
+          const callers = [yield* bill(0)]
+          // The first is refused and queued; the others find it waiting and join behind it as they start.
+          while ((yield* refusals) === before) yield* Effect.sleep("1 millis")
+          for (let i = 1; i < 5; i++) {
+            callers.push(yield* bill(i))
+            yield* Effect.sleep("10 millis")
           }
           yield* engine.unlock(ref, lock.key)
           yield* Fiber.joinAll(callers)

@@ -222,11 +222,13 @@ export class CreditEngine extends Context.Tag("@creditlock/core/CreditEngine")<
 
     /**
      * Locks the holder, runs `use` with the lock, and releases it in every case (success, failure,
-     * interruption). A contended lock is retried with jittered back-off that never sleeps past the
-     * refusing lock's expiry, for at most `options.wait` (default 30 s; then CreditLocked). Callers
-     * of one engine waiting for the same holder queue in the order they were refused: only the
-     * first asks the storage again, at once when this engine releases the lock, and the rest wait
-     * their turn (callers in other processes compete through the storage, with back-off). After
+     * interruption). A contended lock is waited for at most `options.wait` (default 30 s; then
+     * CreditLocked). Callers of one engine waiting for the same holder queue in the order they came
+     * (a caller that finds others waiting joins behind them): only the first asks the storage
+     * again — after a jittered back-off that never sleeps past the refusing lock's expiry, or at
+     * once when this engine releases the lock — and the rest wait their turn. Callers in other
+     * processes (or engines) compete through the storage, with back-off; plain `lock` and `tryLock`
+     * calls do not queue. After
      * `use` succeeds, a lock that did not hold to the end is an error, not a success: it expired
      * meanwhile → LockExpired; an administrator released it → LockNotHeld. `use`'s own failure is
      * answered as it is. Interrupt the effect to give up (the lock is released).

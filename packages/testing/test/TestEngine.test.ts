@@ -66,6 +66,22 @@ describe("createTestCreditEngine", () => {
     expect(credit.now().getTime()).toBeGreaterThanOrEqual(first.lock.expiry.getTime())
   })
 
+  it("concurrent withLock calls on one holder all run, in turn, each under a live lock", async () => {
+    await using credit = createTestCreditEngine({ lockTtl: "10 seconds" })
+    await credit.openHolder(holder)
+    const ran: Array<number> = []
+    const bill = (i: number) =>
+      credit.withLock(holder, async ({ lock }) => {
+        // Real asynchronous work: the others wait meanwhile, and their waits move the clock.
+        await new Promise((resolve) => setTimeout(resolve, 0))
+        await credit.modify(holder, lock.key, { reason: `top-up ${i}`, modifications: gbp(1) })
+        ran.push(i)
+      })
+    await Promise.all([0, 1, 2, 3].map(bill))
+    expect(ran).toEqual([0, 1, 2, 3])
+    expect((await credit.getCredit(holder)).current.credit[0]?.amount.value).toBe(4)
+  })
+
   it("temporary credit limits start and end with the clock", async () => {
     await using credit = createTestCreditEngine()
     await credit.openHolder(holder, { balanceGroupId: "0.0.0.1+-balance_group+1" })

@@ -369,7 +369,12 @@ export const make = (
         // Every holder is tried, whatever happens to the others; each release is atomic on its own.
         const outcomes = yield* Effect.forEach(
           holders,
-          (holder) => Effect.either(transact("unlockCustomer")(adminUnlockTransaction(holder, reason, randomUUID()))),
+          (holder) =>
+            Effect.either(
+              Effect.tap(transact("unlockCustomer")(adminUnlockTransaction(holder, reason, randomUUID())), () =>
+                lockQueue.released(holderKey(holder)),
+              ),
+            ),
           { concurrency: 4 },
         )
         const released: Array<{ holder: HolderRef; entryId: string }> = []

@@ -68,6 +68,18 @@ export class LockQueue {
     return waiter
   }
 
+  /**
+   * The holder key of `ref` when callers already wait for that holder (null otherwise, and for
+   * anything not shaped like a ref: it is validated by its first attempt).
+   */
+  queuedKey(ref: unknown): string | null {
+    if (this.queues.size === 0 || typeof ref !== "object" || ref === null) return null
+    const { customerId, holderType, holderId } = ref as Record<string, unknown>
+    if (typeof customerId !== "string" || typeof holderType !== "string" || typeof holderId !== "string") return null
+    const key = `${customerId}/${holderType}/${holderId}`
+    return this.queues.has(key) ? key : null
+  }
+
   /** Whether `waiter` is first in line for the holder `key`. */
   isHead(key: string, waiter: Waiter): boolean {
     return this.queues.get(key)?.[0] === waiter
@@ -114,9 +126,11 @@ export class LockQueue {
 const knownOptions = new Set(["wait"])
 
 /**
- * Acquires with retry on CreditLocked: jittered exponential back-off (20 ms doubling to 1 s), never
- * sleeping past the refusing lock's expiry (it is free then) nor past the wait deadline; at the
- * deadline the last CreditLocked is the answer. Then runs `use`, and releases in every case
+ * Acquires with retry on CreditLocked, in turn with the engine's other callers waiting for the
+ * holder (`LockQueue`): the first in line retries after a jittered exponential back-off (20 ms
+ * doubling to 1 s) that never sleeps past the refusing lock's expiry (it is free then) nor past the
+ * wait deadline, or at once when the engine releases the lock; the others wait for their turn. At
+ * the deadline a last try is made, and its CreditLocked is the answer. Then runs `use`, and releases in every case
  * (success, failure, interruption). After a successful `use` the release tells whether the lock
  * held throughout: it expired meanwhile (and perhaps was taken over) → LockExpired; someone else
  * released it (an administrator) → LockNotHeld. A release that fails in the storage is logged and
@@ -144,12 +158,26 @@ export const withLock =
       const waited = (outcome: "granted" | "refused", now: number) =>
         record(metrics.lockWait(outcome), Math.max(0, now - started) / 1000)
 
-      // Set on the first refusal (the ref is valid then): this call's place in the engine's queue.
+      // This call's place in the engine's queue: taken on its first refusal (the ref is valid then),
+      // or on arrival when others already wait for the holder (it does not barge in ahead of them).
       let waiting: { readonly key: string; readonly waiter: Waiter } | null = null
+      const queued = ops.queue.queuedKey(ref)
+      if (queued !== null && waitMillis > 0) waiting = { key: queued, waiter: ops.queue.join(queued) }
       const acquire = Effect.gen(function* () {
         // Refusals since this call last became first in line: its back-off.
         let refusal = 0
         for (;;) {
+          if (waiting !== null && !ops.queue.isHead(waiting.key, waiting.waiter)) {
+            // Its turn comes when it is woken as first in line; or at the deadline, one last try.
+            // (Waited in slices of at most MAX_WAIT_MILLIS: a clock that jumps to a sleep's end moves
+            // no further than a back-off would.)
+            const now = yield* Clock.currentTimeMillis
+            if (now < deadline) {
+              yield* ops.queue.wait(waiting.waiter, Math.min(deadline - now, MAX_WAIT_MILLIS))
+              refusal = 0
+              continue
+            }
+          }
           const attempt = yield* Effect.either(ops.lock(ref))
           if (Either.isRight(attempt)) {
             waited("granted", yield* Clock.currentTimeMillis)
@@ -165,17 +193,12 @@ export const withLock =
             return yield* Effect.fail(error)
           }
           if (waiting === null) waiting = { key: holderKey(ref), waiter: ops.queue.join(holderKey(ref)) }
-          const { key, waiter } = waiting
-          if (!ops.queue.isHead(key, waiter)) {
-            // Its turn (it is woken as it becomes first) or the deadline (one last try) comes first.
-            yield* ops.queue.wait(waiter, deadline - now)
-            refusal = 0
-            continue
-          }
+          if (!ops.queue.isHead(waiting.key, waiting.waiter)) continue
+          // First in line: back off, never past the refusing lock's expiry nor the deadline.
           const cap = Math.min(FIRST_WAIT_MILLIS * 2 ** refusal++, MAX_WAIT_MILLIS)
           const jittered = yield* Random.nextIntBetween(Math.ceil(cap / 2), cap + 1)
           const untilFree = error.expiresAt === undefined ? jittered : Math.max(1, error.expiresAt.getTime() - now)
-          yield* ops.queue.wait(waiter, Math.min(jittered, untilFree, deadline - now))
+          yield* ops.queue.wait(waiting.waiter, Math.min(jittered, untilFree, deadline - now))
         }
       }).pipe(
         Effect.ensuring(
