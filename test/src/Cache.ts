@@ -73,6 +73,19 @@ const holdingCommits = (storage: StorageLayer) =>
     return { layer, latch, held, holding }
   })
 
+/** One engine over `holdingCommits(storage)`, and a holder it opened. */
+const heldEngine = (storage: StorageLayer) =>
+  Effect.gen(function* () {
+    const { layer, latch, held, holding } = yield* holdingCommits(storage)
+    const {
+      engines: [engine],
+    } = yield* enginesOver(layer, {})
+    if (engine === undefined) return yield* Effect.dieMessage("one engine")
+    const ref = contract()
+    yield* engine.openHolder(ref)
+    return { engine, ref, latch, held, holding }
+  })
+
 export const cacheTests = (storage: StorageLayer) =>
   describe("snapshot cache", () => {
     it.scoped("a snapshot made stale by another engine never commits: the write is planned again on a load", () =>
@@ -192,13 +205,7 @@ export const cacheTests = (storage: StorageLayer) =>
 
     it.scoped("an operation interrupted while it waits for its turn leaves the holder usable", () =>
       Effect.gen(function* () {
-        const { layer: slow, latch, held, holding } = yield* holdingCommits(storage)
-        const {
-          engines: [engine],
-        } = yield* enginesOver(slow, {})
-        if (engine === undefined) return yield* Effect.dieMessage("one engine")
-        const ref = contract()
-        yield* engine.openHolder(ref)
+        const { engine, ref, latch, held, holding } = yield* heldEngine(storage)
         holding.on = true
         const first = yield* Effect.fork(engine.lock(ref))
         yield* Deferred.await(held)
@@ -218,13 +225,7 @@ export const cacheTests = (storage: StorageLayer) =>
       "a tryLock that comes while this engine is releasing the holder waits for the release and is granted",
       () =>
         Effect.gen(function* () {
-          const { layer: slow, latch, held, holding } = yield* holdingCommits(storage)
-          const {
-            engines: [engine],
-          } = yield* enginesOver(slow, {})
-          if (engine === undefined) return yield* Effect.dieMessage("one engine")
-          const ref = contract()
-          yield* engine.openHolder(ref)
+          const { engine, ref, latch, held, holding } = yield* heldEngine(storage)
           const { lock } = yield* engine.lock(ref)
           holding.on = true
           const release = yield* Effect.fork(engine.unlock(ref, lock.key))

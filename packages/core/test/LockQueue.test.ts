@@ -65,6 +65,13 @@ const store = () => {
 /** Lets forked fibers run until each waits on the clock (the store answers at once). */
 const settle = Effect.repeatN(Effect.yieldNow(), 20)
 
+/** Starts `effect` and lets it run until it waits (refused and queued, or granted). */
+const started = <A, E>(effect: Effect.Effect<A, E>) => Effect.zipLeft(Effect.fork(effect), settle)
+
+/** Moves the clock `steps` times by `step`, letting every fiber run after each move. */
+const advance = (steps: number, step: string) =>
+  Effect.repeatN(Effect.zipRight(TestClock.adjust(step as "1 millis"), settle), steps - 1)
+
 const attemptsBy = (attempts: ReadonlyArray<string>, who: string) => attempts.filter((a) => a === who).length
 
 describe("withLock's queue", () => {
@@ -75,15 +82,11 @@ describe("withLock's queue", () => {
       const names = ["w0", "w1", "w2", "w3", "w4"]
       const fibers: Array<Fiber.RuntimeFiber<void, unknown>> = []
       for (const name of names) {
-        fibers.push(yield* Effect.fork(call(name, 5)))
-        yield* settle
+        fibers.push(yield* started(call(name, 5)))
       }
       // 20 s of waiting (of 30): the first in line polls with back-off; the others, which found it
       // waiting, joined behind it without asking and do not ask at all.
-      for (let i = 0; i < 20; i++) {
-        yield* TestClock.adjust("1 second")
-        yield* settle
-      }
+      yield* advance(20, "1 second")
       for (const name of names.slice(1)) expect(attemptsBy(state.attempts, name)).toBe(0)
       expect(attemptsBy(state.attempts, "w0")).toBeGreaterThan(1)
       expect(state.order).toEqual([])
@@ -106,17 +109,12 @@ describe("withLock's queue", () => {
     Effect.gen(function* () {
       const { state, take, call } = store()
       yield* take("elsewhere", 600_000)
-      const first = yield* Effect.fork(call("w0", 10))
-      yield* settle
+      const first = yield* started(call("w0", 10))
       // Released elsewhere: nobody here is told; w0 sees it at its next poll.
       state.holder = null
-      const late = yield* Effect.fork(call("late", 10))
-      yield* settle
+      const late = yield* started(call("late", 10))
       expect(attemptsBy(state.attempts, "late")).toBe(0)
-      for (let i = 0; i < 100; i++) {
-        yield* TestClock.adjust("10 millis")
-        yield* settle
-      }
+      yield* advance(100, "10 millis")
       yield* Fiber.join(first)
       yield* Fiber.join(late)
       expect(state.order).toEqual(["w0", "late"])
@@ -128,15 +126,10 @@ describe("withLock's queue", () => {
       const { state, take, call } = store()
       // Held by another process until 3 s: no release by this engine will wake anyone.
       yield* take("elsewhere", 3_000)
-      const first = yield* Effect.fork(call("w0", 10))
-      yield* settle
-      const second = yield* Effect.fork(call("w1", 10))
-      yield* settle
+      const first = yield* started(call("w0", 10))
+      const second = yield* started(call("w1", 10))
       yield* Fiber.interrupt(first)
-      for (let i = 0; i < 35; i++) {
-        yield* TestClock.adjust("100 millis")
-        yield* settle
-      }
+      yield* advance(35, "100 millis")
       // Granted once the lock expired, long before its own deadline (30 s).
       expect(state.order).toEqual(["w1"])
       yield* Fiber.join(second)
@@ -147,12 +140,9 @@ describe("withLock's queue", () => {
     Effect.gen(function* () {
       const { state, take, release, call } = store()
       yield* take("outside", 600_000)
-      const first = yield* Effect.fork(call("w0", 10))
-      yield* settle
-      const impatient = yield* Effect.fork(Effect.either(call("w1", 10, 5_000)))
-      yield* settle
-      const third = yield* Effect.fork(call("w2", 10))
-      yield* settle
+      const first = yield* started(call("w0", 10))
+      const impatient = yield* started(Effect.either(call("w1", 10, 5_000)))
+      const third = yield* started(call("w2", 10))
       yield* TestClock.adjust("5 seconds")
       yield* settle
       const answer = yield* Fiber.join(impatient)
@@ -172,14 +162,9 @@ describe("withLock's queue", () => {
     Effect.gen(function* () {
       const { state, take, call } = store()
       yield* take("elsewhere", 3_000)
-      const first = yield* Effect.fork(call("w0", 10))
-      yield* settle
-      const second = yield* Effect.fork(call("w1", 10))
-      yield* settle
-      for (let i = 0; i < 40; i++) {
-        yield* TestClock.adjust("100 millis")
-        yield* settle
-      }
+      const first = yield* started(call("w0", 10))
+      const second = yield* started(call("w1", 10))
+      yield* advance(40, "100 millis")
       yield* Fiber.join(first)
       yield* Fiber.join(second)
       expect(state.order).toEqual(["w0", "w1"])
